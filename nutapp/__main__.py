@@ -1,0 +1,3 @@
+from nutapp.cli import run
+
+run()
