@@ -144,7 +144,9 @@ class Upsd:
         self.throttle = LoginThrottle()
         self.descriptions = None  # object with .var(name) / .cmd(name)
         self.addr_allowed = lambda user, addr: True
-        self.log = lambda event, msg: None  # adapter installs a logger
+        # The adapter installs a logger: log(event, msg, source=None); security
+        # events name their source address so it can rate-limit per source.
+        self.log = lambda event, msg, source=None: None
 
     # -- UPS table --------------------------------------------------------
     def get_ups(self, name):
