@@ -232,7 +232,8 @@ class Server:
         self.ratelog = RateLimitedLog()
         self.core = Upsd(conf, Users(), version=NUT_COMPAT_VERSION)
         self.core.make_id = lambda: str(uuid.uuid4()).upper()
-        self.core.log = lambda event, msg: self.ratelog(event, msg, event)
+        self.core.log = lambda event, msg, source=None: self.ratelog(
+            event, msg, source or event)
         self.core.addr_allowed = _addr_allowed
         self.stopping = None
 
@@ -424,11 +425,20 @@ def _install_password_verifier(users):
         from nutapp import passwords
     except ImportError:
         return
+    if hasattr(passwords, "is_plaintext"):
+        plaintext = passwords.is_plaintext
+    else:
+        plaintext = lambda stored: not passwords.is_hashed(stored)
     users.verify = passwords.verify_password
     for u in users.users.values():
-        if u.password is not None and passwords.is_plaintext(u.password):
+        if u.password is None:
+            continue
+        if plaintext(u.password):
             log.warning("user [%s]: password stored in plaintext; "
                         "`nutapp passwd` prints a hashed line to paste", u.name)
+        elif users.dummy == "x" * 8:
+            # Unknown user names then cost a hash computation too.
+            users.dummy = passwords.hash_password(os.urandom(12).hex())
 
 
 def _read(path):
