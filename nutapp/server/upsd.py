@@ -273,11 +273,12 @@ class Server:
     def load(self, first=False):
         """Read ups.conf and upsd.users; on reload keep the old ones on error."""
         try:
+            daemon.check_secret_file(paths.conffile("upsd.users"), "users file")
             upsconf = UpsConf.parse(_read(paths.conffile("ups.conf")),
                                     paths.conffile("ups.conf"), warn=log.warning)
             users = Users.parse(_read(paths.conffile("upsd.users")),
                                 paths.conffile("upsd.users"), warn=log.warning)
-        except (ConfigError, OSError) as e:
+        except (ConfigError, OSError, daemon.InsecureFile) as e:
             if first:
                 raise SystemExit(str(e))
             log.error("reload failed, keeping the running configuration: %s", e)
@@ -441,6 +442,18 @@ def _install_password_verifier(users):
             users.dummy = passwords.hash_password(os.urandom(12).hex())
 
 
+def _check_secrets(conf, statepath):
+    """Refuse to start with secrets others can read or change (as root, before
+    the privilege drop, so the check sees every file)."""
+    daemon.check_secret_file(paths.conffile("upsd.users"), "users file")
+    if conf.certident and conf.certident[1]:
+        daemon.check_secret_file(paths.conffile("upsd.conf"),
+                                 "upsd.conf (it holds the CERTIDENT password)")
+    if conf.certfile:
+        daemon.check_secret_file(conf.certfile, "CERTFILE (certificate and private key)")
+    daemon.check_state_dir(statepath)
+
+
 def _read(path):
     with open(path, "rb") as f:
         return f.read().decode("utf-8", "replace")
@@ -487,6 +500,7 @@ def main(argv=None, prog="upsd"):
 
     server = Server(conf, statepath)
     try:
+        _check_secrets(conf, statepath)
         server.bind()
         if runas:
             daemon.drop_privileges(runas)
