@@ -78,6 +78,7 @@ class ClientProtocol(asyncio.Protocol):
         self.last_activity = time.monotonic()
         self.addr = "?"
         self.upgrading = False
+        self.early = b""  # requests decrypted before start_tls() returned
 
     # -- connection ---------------------------------------------------------
     def connection_made(self, transport):
@@ -131,7 +132,13 @@ class ClientProtocol(asyncio.Protocol):
 
     # -- requests -----------------------------------------------------------
     def data_received(self, data):
-        if self.session is None or self.upgrading:
+        if self.session is None:
+            return
+        if self.upgrading:
+            # The TLS transport may hand over the client's first requests
+            # before start_tls() has returned to us: keep them for then.
+            if self.transport is not None and len(self.early) < MAX_LINE:
+                self.early += data
             return
         self.last_activity = time.monotonic()
         self.buf += data
@@ -202,7 +209,10 @@ class ClientProtocol(asyncio.Protocol):
         log.info("client %s: TLS on (%s%s)", self.addr, ssl_obj.version() if ssl_obj else "?",
                  ", certificate " + self.session.tls_peer if self.session.tls_peer else "")
         self.last_activity = time.monotonic()
-        if not self.paused:
+        early, self.early = self.early, b""
+        if early:
+            self.data_received(early)
+        if not self.paused and self.session is not None and not self.session.closing:
             new.resume_reading()
 
 
