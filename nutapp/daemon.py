@@ -70,8 +70,26 @@ class RunAs:
                 raise SystemExit("group %r not found" % group)
 
 
-def enter_chroot(path):
-    """chroot into `path` (needs root); cwd becomes its /."""
+# Modules the daemons may import lazily, which a minimal jail (NUT's: config,
+# state path, /dev/null, /etc/localtime) cannot provide after chroot.
+CHROOT_PRELOAD = ("ctypes", "encodings.idna", "encodings.ascii", "encodings.latin_1",
+                  "ipaddress", "ssl", "hashlib", "hmac", "uuid", "syslog")
+
+
+def enter_chroot(path, preload=()):
+    """chroot into `path` (needs root); cwd becomes its /.
+
+    Python and its standard library stay outside the jail, so every module
+    the process will need is imported first (`CHROOT_PRELOAD` plus the
+    caller's `preload`; missing optional ones are skipped).
+    """
+    import importlib
+
+    for name in CHROOT_PRELOAD + tuple(preload):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     try:
         os.chroot(path)
     except OSError as e:
@@ -119,15 +137,20 @@ def _drop_bounding_set():
         prctl = libc.prctl
     except (OSError, AttributeError):
         return
-    last = 40
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            last = int(f.read())
-    except (OSError, ValueError):
-        pass
-    for cap in range(last + 1):
+    for cap in range(_LAST_CAP + 1):
         prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
     prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def _read_last_cap():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 63  # unknown: try them all, prctl refuses the ones that do not exist
+
+
+_LAST_CAP = _read_last_cap()  # read at import, before any chroot hides /proc
 
 
 def _cap_mask(field):
