@@ -35,6 +35,9 @@ log = logging.getLogger("nutapp.upsd")
 MAX_LINE = 4096  # bytes of one request line; NUT's 32 words x 512 is never needed
 MAX_WRITE_BUFFER = 256 * 1024  # unread replies before a client is dropped
 DRIVER_RETRY = 1.0
+# Imported only when needed, so imported before a chroot hides them.
+CHROOT_PRELOAD = ("nutapp.server.tls", "nutapp.clients.tls", "nutapp.passwords",
+                  "cryptography.x509", "cryptography.x509.oid")
 
 
 class RateLimitedLog:
@@ -493,7 +496,7 @@ def main(argv=None, prog="upsd"):
     daemon.setup_logging("upsd", foreground=True, debug=args.debug)
     runas = daemon.RunAs(args.user) if args.user else None
     if args.chroot:
-        daemon.enter_chroot(args.chroot)
+        daemon.enter_chroot(args.chroot, preload=CHROOT_PRELOAD)
     try:
         conf = UpsdConf.parse(_read(paths.conffile("upsd.conf")), paths.conffile("upsd.conf"),
                               warn=log.warning)
