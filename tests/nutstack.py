@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,8 +68,14 @@ def nut_gid():
 class Stack:
     def __init__(self, base, ups=None, upsd_conf="", users=DEFAULT_USERS, port=None,
                  listen=None):
-        """`ups`: {name: (dev file path, extra ups.conf lines)}."""
-        self.base = Path(base)
+        """`ups`: {name: (dev file path, extra ups.conf lines)}.
+
+        The files live in a fresh directory under /tmp (pytest's own tmp dirs
+        are 0700 root, which the unprivileged `nut` user cannot traverse);
+        `base` only names it.
+        """
+        self.base = Path(tempfile.mkdtemp(prefix="nutapp-%s-" % Path(base).name[:40],
+                                          dir="/tmp"))
         self.conf = self.base / "etc"
         self.state = self.base / "state"
         self.conf.mkdir(parents=True, exist_ok=True)
@@ -155,6 +162,7 @@ class Stack:
                 with NutClient("127.0.0.1", self.port, timeout=2) as c:
                     for name in list(pending):
                         c.get_var(name, "ups.status")
+                        c.get_var(name, "driver.name")  # the dump is complete
                         pending.discard(name)
             except NutError as e:
                 last = e
@@ -192,6 +200,8 @@ class Stack:
             f.close()
         self.procs = []
         self.logs = []
+        if os.environ.get("NUTAPP_KEEP_TEST_DIRS") is None:
+            shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self):
         return self
