@@ -49,8 +49,13 @@ class RateLimitedLog:
         self.max_keys = max_keys
         self.keys = {}
 
+    # Events anyone can cause without credentials, and their log level.
+    LIMITED = {"auth": logging.WARNING, "tls": logging.WARNING, "conn": logging.WARNING,
+               "tls-on": logging.INFO}
+
     def __call__(self, event, msg, source=None):
-        if event not in ("auth", "tls", "conn"):
+        level = self.LIMITED.get(event)
+        if level is None:
             log.info("%s", msg)
             return
         now = time.monotonic()
@@ -65,7 +70,7 @@ class RateLimitedLog:
             self.keys[key] = e
         e[1] += 1
         if e[1] <= self.burst:
-            log.warning("%s", msg)
+            log.log(level, "%s", msg)
         else:
             e[2] += 1
 
@@ -82,6 +87,7 @@ class ClientProtocol(asyncio.Protocol):
         self.addr = "?"
         self.upgrading = False
         self.early = b""  # requests decrypted before start_tls() returned
+        self.line_started = None  # when the unfinished request line began
 
     # -- connection ---------------------------------------------------------
     def connection_made(self, transport):
@@ -149,6 +155,7 @@ class ClientProtocol(asyncio.Protocol):
         srv.core.now = self.last_activity
         out = []
         session = self.session
+        completed = False
         while True:
             i = self.buf.find(b"\n")
             if i < 0:
@@ -162,6 +169,7 @@ class ClientProtocol(asyncio.Protocol):
                 break
             line = self.buf[:i]
             self.buf = self.buf[i + 1:]
+            completed = True
             if self.discarding:
                 self.discarding = False
                 continue
@@ -172,6 +180,13 @@ class ClientProtocol(asyncio.Protocol):
             if session.closing or session.start_tls:
                 self.buf = b""
                 break
+        # A request line must be finished within IDLE_TIMEOUT of its first
+        # byte: a client dribbling a byte now and then is not idle, but holds
+        # a connection slot for nothing.
+        if not self.buf and not self.discarding:
+            self.line_started = None
+        elif self.line_started is None or completed:
+            self.line_started = self.last_activity
         if out:
             self.transport.write("".join(out).encode("latin-1", "replace"))
             if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
@@ -209,8 +224,10 @@ class ClientProtocol(asyncio.Protocol):
             cert = ssl_obj.getpeercert()
             if cert:
                 self.session.tls_peer = _subject_cn(cert)
-        log.info("client %s: TLS on (%s%s)", self.addr, ssl_obj.version() if ssl_obj else "?",
-                 ", certificate " + self.session.tls_peer if self.session.tls_peer else "")
+        srv.ratelog("tls-on", "client %s: TLS on (%s%s)" % (
+            self.addr, ssl_obj.version() if ssl_obj else "?",
+            ", certificate " + self.session.tls_peer if self.session.tls_peer else ""),
+            self.addr)
         self.last_activity = time.monotonic()
         early, self.early = self.early, b""
         if early:
@@ -412,7 +429,13 @@ class Server:
             self.core.tick()
             limit = now - self.conf.idle_timeout
             for c in list(self.clients):
-                if c.last_activity < limit and c.transport is not None:
+                if c.transport is None:
+                    continue
+                if c.last_activity < limit:
+                    c.transport.abort()
+                elif c.line_started is not None and c.line_started < limit:
+                    self.ratelog("conn", "dropping %s: a request line took longer than "
+                                 "IDLE_TIMEOUT" % c.addr, c.addr)
                     c.transport.abort()
 
 
