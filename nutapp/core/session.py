@@ -165,6 +165,13 @@ class Session:
             self.upsd.log("tls", "client %s sent STARTTLS after credentials" % self.addr,
                           self.addr)
             return err("INVALID-ARGUMENT")
+        if not self.upsd.tls_rate.allow(self.addr, self.upsd.now):
+            # Close rather than answer an error: a client must not go on
+            # in plaintext because the server was busy.
+            self.upsd.log("tls", "client %s starts TLS too often: disconnected" % self.addr,
+                          self.addr)
+            self.closing = True
+            return err("ACCESS-DENIED")
         self.start_tls = True
         return "OK STARTTLS\n"
 
