@@ -73,7 +73,7 @@ class RunAs:
 # Modules the daemons may import lazily, which a minimal jail (NUT's: config,
 # state path, /dev/null, /etc/localtime) cannot provide after chroot.
 CHROOT_PRELOAD = ("ctypes", "encodings.idna", "encodings.ascii", "encodings.latin_1",
-                  "ipaddress", "ssl", "hashlib", "hmac", "uuid", "syslog")
+                  "ipaddress", "ssl", "hashlib", "hmac", "uuid", "syslog", "resource")
 
 
 def enter_chroot(path, preload=()):
