@@ -37,6 +37,9 @@ class Session:
     def __init__(self, upsd, addr):
         self.upsd = upsd
         self.addr = addr
+        # What per-source limits count by: the address, or its network
+        # (an IPv6 host usually owns a whole /64).
+        self.source = upsd.source_key(addr)
         self.username = None
         self.password = None
         self.user = None  # authenticated User, once credentials were checked
@@ -93,14 +96,14 @@ class Session:
         """
         upsd = self.upsd
         if self.user is None:
-            if upsd.throttle.blocked(self.addr, upsd.now):
+            if upsd.throttle.blocked(self.source, upsd.now):
                 upsd.log("auth", "refused user %s from %s: too many failed logins from "
                          "that address" % (self.username, self.addr), self.addr)
                 return False
             users = upsd.users
             user = users.get(self.username)
             if not users.check(self.username, self.password):
-                blocked = upsd.throttle.failure(self.addr, upsd.now)
+                blocked = upsd.throttle.failure(self.source, upsd.now)
                 upsd.log("auth", "failed login for user %s from %s%s"
                          % (self.username, self.addr,
                             " (address blocked for a while)" if blocked else ""),
@@ -110,7 +113,7 @@ class Session:
                 upsd.log("auth", "user %s not allowed from %s (allowfrom)"
                          % (self.username, self.addr), self.addr)
                 return False
-            upsd.throttle.success(self.addr)
+            upsd.throttle.success(self.source)
             self.user = user
         if action is not None:
             wanted = action if isinstance(action, tuple) else (action,)
@@ -165,7 +168,7 @@ class Session:
             self.upsd.log("tls", "client %s sent STARTTLS after credentials" % self.addr,
                           self.addr)
             return err("INVALID-ARGUMENT")
-        if not self.upsd.tls_rate.allow(self.addr, self.upsd.now):
+        if not self.upsd.tls_rate.allow(self.source, self.upsd.now):
             # Close rather than answer an error: a client must not go on
             # in plaintext because the server was busy.
             self.upsd.log("tls", "client %s starts TLS too often: disconnected" % self.addr,

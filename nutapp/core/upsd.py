@@ -176,6 +176,7 @@ class Upsd:
         self.tls_rate = SourceRate()
         self.descriptions = None  # object with .var(name) / .cmd(name)
         self.addr_allowed = lambda user, addr: True
+        self.source_key = lambda addr: addr  # the adapter groups IPv6 by /64
         # The adapter installs a logger: log(event, msg, source=None); security
         # events name their source address so it can rate-limit per source.
         self.log = lambda event, msg, source=None: None
