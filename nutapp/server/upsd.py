@@ -13,6 +13,7 @@ capped globally and per source address.
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -85,6 +86,7 @@ class ClientProtocol(asyncio.Protocol):
         self.paused = False
         self.last_activity = time.monotonic()
         self.addr = "?"
+        self.source = "?"
         self.upgrading = False
         self.early = b""  # requests decrypted before start_tls() returned
         self.line_started = None  # when the unfinished request line began
@@ -98,17 +100,18 @@ class ClientProtocol(asyncio.Protocol):
             addr = addr[7:]
         self.addr = addr
         srv = self.server
+        self.source = source = _source_key(addr)
         if len(srv.clients) >= srv.conf.maxconn:
             srv.ratelog("conn", "refused %s: MAXCONN (%d) reached" % (addr, srv.conf.maxconn),
                         addr)
             transport.abort()
             return
-        if srv.per_source.get(addr, 0) >= srv.conf.maxconn_per_source:
+        if srv.per_source.get(source, 0) >= srv.conf.maxconn_per_source:
             srv.ratelog("conn", "refused %s: too many connections from that address" % addr,
                         addr)
             transport.abort()
             return
-        srv.per_source[addr] = srv.per_source.get(addr, 0) + 1
+        srv.per_source[source] = srv.per_source.get(source, 0) + 1
         srv.clients.add(self)
         self.session = Session(srv.core, addr)
         try:
@@ -123,11 +126,11 @@ class ClientProtocol(asyncio.Protocol):
             self.session.close()
             self.session = None
             srv.clients.discard(self)
-            n = srv.per_source.get(self.addr, 1) - 1
+            n = srv.per_source.get(self.source, 1) - 1
             if n <= 0:
-                srv.per_source.pop(self.addr, None)
+                srv.per_source.pop(self.source, None)
             else:
-                srv.per_source[self.addr] = n
+                srv.per_source[self.source] = n
 
     def pause_writing(self):
         # The client does not read: stop reading its requests until it does.
@@ -265,6 +268,7 @@ class Server:
         self.core.log = lambda event, msg, source=None: self.ratelog(
             event, msg, source or event)
         self.core.addr_allowed = _addr_allowed
+        self.core.source_key = _source_key
         self.stopping = None
 
     # -- start-up steps -----------------------------------------------------
@@ -437,6 +441,17 @@ class Server:
                     self.ratelog("conn", "dropping %s: a request line took longer than "
                                  "IDLE_TIMEOUT" % c.addr, c.addr)
                     c.transport.abort()
+
+
+def _source_key(addr):
+    """Per-source limits count an IPv6 client by its /64 (one host usually
+    owns all of it), an IPv4 client by its address."""
+    if ":" not in addr:
+        return addr
+    try:
+        return str(ipaddress.ip_network(addr + "/64", strict=False))
+    except ValueError:
+        return addr
 
 
 def _addr_allowed(user, addr):
