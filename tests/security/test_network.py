@@ -63,6 +63,14 @@ def test_listen_on_an_unavailable_address_stops_the_server(stacks):
 
 # -- per-source limits -----------------------------------------------------------
 
+def test_ipv6_sources_count_by_slash_64():
+    from nutapp.server.upsd import _source_key
+
+    assert _source_key("2001:db8:1:2::7") == _source_key("2001:db8:1:2:ffff::1")
+    assert _source_key("2001:db8:1:2::7") != _source_key("2001:db8:1:3::7")
+    assert _source_key("192.0.2.7") == "192.0.2.7"
+
+
 def test_connection_cap_per_source(stacks):
     s = stacks(users=USERS, upsd_conf="MAXCONN_PER_SOURCE 8\n").start()
     held = [Line("127.0.0.1", s.port, src="127.0.0.2") for _ in range(8)]
