@@ -593,6 +593,23 @@ class Upsmon:
         self.hostsync_start = None
         self.hostsync_notified = False
         self.final_at = None
+        self.parent_warned = None
+
+    def reconfigure(self, config):
+        """A reloaded upsmon.conf: UPSes still monitored keep what we know."""
+        old = {}
+        for u in self.ups:
+            old[u.name] = u
+        tracks = []
+        for m in config.monitors:
+            u = old.get(m.system)
+            if u is None:
+                u = UpsTrack(m)
+            else:
+                u.monitor = m
+            tracks.append(u)
+        self.config = config
+        self.ups = tracks
 
     # -- helpers ---------------------------------------------------------
     def track(self, name):
@@ -893,6 +910,16 @@ class Upsmon:
                             % self.config.gpio_powercut.pin)
             self._log(out, "critical", "Executing power-fail shutdown: " + ", ".join(what))
             out.append(Action("shutdown", message=self.reason))
+        return out
+
+    def parent_gone(self, now):
+        """The privileged process died: say so, every two minutes."""
+        out = []
+        if self.parent_warned is None or now - self.parent_warned >= 120:
+            self.parent_warned = now
+            self._log(out, "critical", "the privileged upsmon process is gone: a power "
+                      "failure can no longer shut this host down; restart upsmon")
+            self._notify(out, "NOPARENT")
         return out
 
     # -- timing and display ----------------------------------------------
