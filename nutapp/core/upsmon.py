@@ -636,6 +636,7 @@ class Upsmon:
         if not words:
             return self.poll_failed(name, now, "empty ups.status")
         self._alive(u, now, out)
+        was_oblb = "OB" in u.flags and "LB" in u.flags and "CAL" not in u.flags
 
         if "LB" not in words:
             u.flags.discard("LB")
@@ -708,9 +709,9 @@ class Upsmon:
         if "ALARM" not in words:
             u.alarm = None
 
-        # The time the UPS was last not OB LB (NUT's crit timer).
-        if not ("OB" in u.flags and "LB" in u.flags) or "CAL" in u.flags \
-                or u.lastnoncrit is None:
+        # The last poll at which the UPS was not (yet) OB LB: a secondary
+        # gives its primary HOSTSYNC seconds from there to set FSD.
+        if not was_oblb or "OB" not in u.flags or "LB" not in u.flags or "CAL" in u.flags:
             u.lastnoncrit = now
         return out
 
