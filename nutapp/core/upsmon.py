@@ -563,6 +563,7 @@ class UpsTrack:
         self.line = None            # None until first OL/OB; then "OL"/"OB"
         self.offstate = False
         self.lastpoll = None
+        self.lost_since = None
         self.lastnoncrit = None
         self.lastrbwarn = None
         self.lastncwarn = None
@@ -744,11 +745,12 @@ class Upsmon:
         out = []
         if u.comm is not False:
             u.comm = False
+            u.lost_since = now
             self._log(out, "error", "UPS %s: poll failed (%s); %s" % (
                 u.name, why, self._lost_consequence(u)))
             self._notify(out, "COMMBAD", u.name)
             return out
-        since = u.lastpoll
+        since = u.lastpoll if u.lastpoll is not None else u.lost_since
         nocomm = self.config.nocommwarntime
         if since is not None and now - since < nocomm:
             return out

@@ -217,7 +217,7 @@ def start(conf, path, prog, foreground, debug, split, user, pidfile):
         except Exception as e:
             log.error("GPIO_POWERCUT on pin %s can't be used: %s; the power will not be cut "
                       "after a shutdown", conf.gpio_powercut.pin, e)
-        return privileged.run_parent(rfd, conf, child, powercut)
+        return privileged.run_parent(rfd, conf, child, powercut, pidfile)
 
     os.close(rfd)
     _write_pid(pidfile)

@@ -110,8 +110,12 @@ class PipeToParent:
             return False
 
 
-def run_parent(fd, conf, child_pid, powercut=None):
-    """The root parent's whole life: wait for the child's request or its exit."""
+def run_parent(fd, conf, child_pid, powercut=None, pidfile=None):
+    """The root parent's whole life: wait for the child's request or its exit.
+
+    `pidfile` (the child's) is removed when the child is gone: the child,
+    no longer root, may not be allowed to.
+    """
     for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)  # the child handles these
     while True:
@@ -122,14 +126,23 @@ def run_parent(fd, conf, child_pid, powercut=None):
             continue
     if not data:
         _, status = os.waitpid(child_pid, 0)
-        return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
-            else (status >> 8)
+        _unlink(pidfile)
+        return os.waitstatus_to_exitcode(status)
     if data != SHUTDOWN_REQUEST:
         log.error("privileged process: unexpected request %r on the pipe; exiting", data)
         return 1
     power_down(conf, powercut)
+    _unlink(pidfile)
     if powercut is not None and powercut.line.pattern is None:
         # A level must stay asserted until the system halts.
         while True:
             select.select([], [], [], 3600)
     return 0
+
+
+def _unlink(path):
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass

@@ -350,8 +350,10 @@ def test_lost_contact_on_line_never_shuts_down_and_nags():
 
 
 def test_unreachable_from_the_start():
-    m = machine()
+    m = machine("NOCOMMWARNTIME 60\n")
     assert kinds(m.poll_failed(U, 0, "refused")) == ["COMMBAD"]
+    assert kinds(m.poll_failed(U, 5, "refused")) == []
+    assert kinds(m.poll_failed(U, 60, "refused")) == ["NOCOMM"]
     assert kinds(m.recalc(100)) == []
     assert kinds(poll(m, 101, "OL")) == ["COMMOK"]
 
