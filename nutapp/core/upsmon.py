@@ -56,7 +56,8 @@ NOTIFY_TYPES = (
     ("ONLINE", "UPS %s is on mains power again; no shutdown is pending because of it"),
     ("ONBATT", "UPS %s lost mains power and runs on battery; this host keeps running "
                "and shuts down only if the battery gets low (checks every {pollfreqalert} s)"),
-    ("LOWBATT", "UPS %s reports a low battery; the hosts it feeds start their shutdown now"),
+    ("LOWBATT", "UPS %s reports a low battery; hosts that depend on it start shutting "
+                "down now"),
     ("FSD", "UPS %s is in forced shutdown (FSD); every host it feeds shuts down now"),
     ("COMMOK", "UPS %s: contact with its server is back; monitoring resumes"),
     ("COMMBAD", "UPS %s: contact with its server is lost; if it was on battery it counts "
@@ -572,6 +573,7 @@ class UpsTrack:
         self.oblbsince = None
         self.oversince = None
         self.critical = None        # reason string while critical
+        self.pending = None         # what a not-yet-critical OB LB waits for
 
 
 MONITOR, HOSTSYNC, FINAL, DONE = "monitor", "hostsync", "final", "done"
@@ -817,6 +819,10 @@ class Upsmon:
                           "while on battery: counting it as low on battery"
                           % (u.name, self.config.deadtime))
             reason = self.critical_reason(u, now)
+            note = None if reason else self._pending(u, now)
+            if note and note != u.pending:
+                self._log(out, "warning", note)
+            u.pending = note
             if reason and reason != u.critical:
                 self._log(out, "warning", "UPS %s is critical: %s" % (u.name, reason))
             elif not reason and u.critical:
@@ -830,6 +836,25 @@ class Upsmon:
                    % (total, self.config.minsupplies, crit or "none"))
             out.extend(self._force_shutdown(now, why))
         return out
+
+    def _pending(self, u, now):
+        """What an OB LB UPS that is not critical yet is waiting for."""
+        if "OB" not in u.flags or "LB" not in u.flags:
+            return None
+        if "CAL" in u.flags:
+            return ("UPS %s is on battery with a low battery while calibrating: not acting "
+                    "on it until the calibration ends" % u.name)
+        conf = self.config
+        if conf.oblbduration > 0 and u.oblbsince is not None \
+                and now - u.oblbsince < conf.oblbduration:
+            return ("UPS %s is on battery with a low battery: it counts as critical after "
+                    "OBLBDURATION (%d s) unless the battery recovers"
+                    % (u.name, conf.oblbduration))
+        if not u.monitor.primary:
+            return ("UPS %s is on battery with a low battery: waiting up to HOSTSYNC (%d s) "
+                    "for its primary to set FSD, then it counts as critical"
+                    % (u.name, conf.hostsync))
+        return None
 
     def user_fsd(self, now, who="an operator"):
         """`upsmon -c fsd`, or the shutdown button."""

@@ -291,7 +291,9 @@ def test_secondary_gives_the_primary_hostsync_to_set_fsd():
     poll(m, 5, "OB")
     out = poll(m, 10, "OB LB")
     assert kinds(out) == ["LOWBATT"]
-    assert kinds(poll(m, 15, "OB LB")) == []
+    assert logs(out) == ["UPS ups@server is on battery with a low battery: waiting up to "
+                         "HOSTSYNC (10 s) for its primary to set FSD, then it counts as critical"]
+    assert logs(poll(m, 15, "OB LB")) == []
     assert kinds(poll(m, 20, "OB LB")) == []          # 10 s: not more than HOSTSYNC yet
     out = poll(m, 21, "OB LB")
     assert kinds(out) == ["SHUTDOWN"]                  # no set_fsd: not a primary
@@ -362,6 +364,7 @@ def test_low_battery_while_calibrating_is_not_critical():
     m = machine()
     out = poll(m, 0, "OB LB CAL")
     assert kinds(out) == ["ONBATT", "LOWBATT", "CAL"]
+    assert "while calibrating: not acting on it" in logs(out)[0]
     assert kinds(poll(m, 30, "OB LB CAL")) == []
     assert kinds(poll(m, 31, "OL CHRG")) == ["NOTCAL", "ONLINE"]
 
@@ -431,7 +434,9 @@ def test_overload_counts_only_with_lost_contact_and_overduration():
 def test_oblbduration_holds_before_acting():
     m = machine("OBLBDURATION 5\n")
     poll(m, 0, "OB")
-    assert kinds(poll(m, 1, "OB LB")) == ["LOWBATT"]
+    out = poll(m, 1, "OB LB")
+    assert kinds(out) == ["LOWBATT"]
+    assert "after OBLBDURATION (5 s) unless the battery recovers" in logs(out)[0]
     assert m.interval(1) == 5      # POLLFREQALERT 1 is shorter than what is left
     assert kinds(poll(m, 3, "OB LB")) == []
     assert kinds(poll(m, 4, "OB")) == []            # LB gone: the hold starts over
