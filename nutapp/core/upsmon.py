@@ -97,6 +97,8 @@ NOTIFY_TYPES = (
 )
 NOTIFY_NAMES = tuple(n for n, _ in NOTIFY_TYPES)
 
+# XXX: ECO is followed as a status word only; later NUT releases also read
+# ups.mode.buzzwords for it, which this version does not poll.
 # Status words upsmon knows but takes no action on.
 _QUIET_WORDS = ("HB", "CHRG", "DISCHRG")
 # Words with a NOTIFY/NOT... pair, tracked the same way.

@@ -139,6 +139,9 @@ def _startup_warnings(conf, path):
     if not conf.shutdowncmd and conf.minsupplies > 0:
         log.warning("no SHUTDOWNCMD in %s: a power failure will not shut this host down",
                     path)
+    if conf.shutdownexit != 0:
+        log.warning("SHUTDOWNEXIT %s in %s is not supported: upsmon exits once it has "
+                    "started the shutdown, as with SHUTDOWNEXIT yes", conf.shutdownexit, path)
     if not conf.powerdownflag and conf.primaries():
         log.warning("no POWERDOWNFLAG in %s: after a shutdown nothing tells the UPS to cut "
                     "the power, so this host may stay halted when the mains comes back", path)
@@ -196,7 +199,7 @@ def start(conf, path, prog, foreground, debug, split, user, pidfile):
 
     if not split:
         log.info("running as one privileged process (-p)")
-        powercut, indicators, runner = _devices_and_runner(conf, path, with_powercut=True)
+        powercut, indicators, runner = build(conf, path, with_powercut=True)
         if runner is None:
             return 1
         runner.privileged = privileged.Direct(conf, powercut)
@@ -221,7 +224,7 @@ def start(conf, path, prog, foreground, debug, split, user, pidfile):
 
     os.close(rfd)
     _write_pid(pidfile)
-    _, indicators, runner = _devices_and_runner(conf, path, with_powercut=False)
+    _, indicators, runner = build(conf, path, with_powercut=False)
     if runner is None:
         os._exit(1)
     try:
@@ -235,39 +238,42 @@ def start(conf, path, prog, foreground, debug, split, user, pidfile):
     os._exit(rc)
 
 
-def _devices_and_runner(conf, path, with_powercut):
-    """GPIO devices (opened while still root) and the Runner.
+def build(conf, path, with_powercut, pin_factory=None, timeout=10.0):
+    """The GPIO devices and the Runner: (powercut, indicators, runner).
 
-    Under privilege separation the parent owns the power-cut line.
+    Called while still root so the GPIO lines can be opened; under
+    privilege separation the parent owns the power-cut line instead
+    (`with_powercut` False). Returns (None, None, None) after logging why
+    a configured GPIO line can't be used.
     """
     from .monitor import Runner
 
-    powercut = indicators = button = None
+    powercut = indicators = None
     try:
         if conf.gpio_powercut is not None and with_powercut:
             from .gpio import PowerCut
 
-            powercut = PowerCut(conf.gpio_powercut)
+            powercut = PowerCut(conf.gpio_powercut, pin_factory=pin_factory)
         if conf.gpio_leds:
             from .gpio import Indicators
 
-            indicators = Indicators(conf.gpio_leds)
+            indicators = Indicators(conf.gpio_leds, pin_factory=pin_factory)
     except Exception as e:
         log.error("can't open the GPIO lines of %s: %s", path, e)
         return None, None, None
-    runner = Runner(conf, None, indicators=indicators, reload=lambda: load(path))
-    if conf.gpio_shutdown_button is not None:
+    runner = Runner(conf, None, indicators=indicators, reload=lambda: load(path),
+                    timeout=timeout)
+    line = conf.gpio_shutdown_button
+    if line is not None:
         try:
             from .gpio import ShutdownButton
 
-            button = ShutdownButton(conf.gpio_shutdown_button,
-                                    lambda: runner.request_fsd("the shutdown button (GPIO %s)"
-                                                               % conf.gpio_shutdown_button.pin))
+            runner.button = ShutdownButton(
+                line, lambda: runner.request_fsd("the shutdown input (GPIO %s)" % line.pin),
+                pin_factory=pin_factory)
         except Exception as e:
-            log.error("can't open GPIO_SHUTDOWN_BUTTON pin %s: %s",
-                      conf.gpio_shutdown_button.pin, e)
+            log.error("can't open GPIO_SHUTDOWN_BUTTON pin %s: %s", line.pin, e)
             return None, None, None
-    runner.button = button
     return powercut, indicators, runner
 
 

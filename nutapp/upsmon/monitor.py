@@ -142,6 +142,7 @@ class Runner:
         self.fsd_requested = None
         self.reload_requested = False
         self.pool = None
+        self.button = None
 
     # -- requests from signals, buttons and tests ------------------------
     def request_stop(self):

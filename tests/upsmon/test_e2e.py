@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from nutapp.core.upsmon import SDMAGIC, parse_config
-from nutapp.upsmon.monitor import Runner
+from nutapp.upsmon.main import build
 from nutapp.upsmon.privileged import Direct
 from nutstack import PY, Stack, have_debian_nut
 
@@ -50,20 +50,14 @@ def stack_for(tmp_path, sim, names=("sim",)):
 
 
 class Primary:
-    """Our upsmon, in this process, with mock GPIO pins."""
+    """Our upsmon, in this process (its GPIO lines on mock pins), wired as
+    `nutapp upsmon -p` wires it."""
 
     def __init__(self, text, path, factory=None):
         self.conf = parse_config(text, str(path))
-        self.powercut = self.leds = None
-        if factory is not None:
-            from nutapp.upsmon.gpio import Indicators, PowerCut
-
-            if self.conf.gpio_powercut:
-                self.powercut = PowerCut(self.conf.gpio_powercut, pin_factory=factory)
-            if self.conf.gpio_leds:
-                self.leds = Indicators(self.conf.gpio_leds, pin_factory=factory)
-        self.runner = Runner(self.conf, Direct(self.conf, self.powercut),
-                             indicators=self.leds, timeout=3)
+        self.powercut, self.leds, self.runner = build(self.conf, str(path), True,
+                                                      pin_factory=factory, timeout=3)
+        self.runner.privileged = Direct(self.conf, self.powercut)
         self.thread = threading.Thread(target=self.runner.run, daemon=True)
         self.thread.start()
 
@@ -311,3 +305,30 @@ def test_tls_required_and_verified(tmp_path, sim, caplog):
         finally:
             prim.stop()
         assert "does not offer TLS" in caplog.text and "FORCESSL requires it" in caplog.text
+
+
+def test_shutdown_input_asks_for_an_orderly_shutdown(tmp_path, sim, caplog):
+    """A HAT raising its shutdown line (held long enough) works like upsmon -c fsd."""
+    from gpiozero.pins.mock import MockFactory
+
+    caplog.set_level(logging.INFO, logger="nutapp.upsmon")
+    factory = MockFactory()
+    with stack_for(tmp_path, sim) as s:
+        s.start()
+        out = open_dir(s.base / "out")
+        text = upsmon_conf(["%s 1 monprimary primarypass primary" % s.target("sim")], out,
+                           "primary", FAST + "HOSTSYNC 5\nFINALDELAY 0\n"
+                           "GPIO_SHUTDOWN_BUTTON 5 pull_down hold:100\n"
+                           "GPIO_POWERCUT 26 level\n")
+        prim = Primary(text, write_conf(s.base / "mon", text), factory)
+        try:
+            wait_until(lambda: numlogins(s, "sim") == 1, 20, "the login")
+            assert factory.pin(26).state is False
+            factory.pin(5).drive_high()
+            wait_until(lambda: prim.phase() == "done", 20, "the shutdown", lambda: caplog.text)
+        finally:
+            prim.stop()
+        assert "forced shutdown requested by the shutdown input (GPIO 5)" in caplog.text
+        assert "FSD" in status(s, "sim").split()
+        assert len(lines(out / "shutdown-primary")) == 1
+        assert [st.state for st in factory.pin(26).states] == [False, True]
