@@ -34,9 +34,8 @@ waiting for its secondaries), "final" (FINALDELAY running), "done" (the
 shutdown was handed to the privileged side).
 """
 
-from .errors import ConfigError
+from .errors import ConfigError, ParseError
 from .parseconf import parse_text
-from .errors import ParseError
 
 SDMAGIC = "upsmon-shutdown-file"
 DEFAULT_PORT = 3493

@@ -68,7 +68,7 @@ def check_mode(path):
 def main(argv=None, prog="upsmon"):
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        opts, rest = getopt.getopt(argv, "c:P:DFBhKpu:f:46V")
+        opts, rest = getopt.getopt(argv, "c:P:DFBhKpu:f:V")
     except getopt.GetoptError as e:
         sys.stderr.write("%s: %s\n%s" % (prog, e, usage(prog)))
         return 2
