@@ -164,7 +164,10 @@ class Runner:
         self._announce()
         try:
             while not self.stop_requested:
-                self._cycle()
+                try:
+                    self._cycle()
+                except Exception:  # a bug must not end the monitoring
+                    log.exception("internal error in the monitoring loop; carrying on")
                 if self.core.phase == core.DONE:
                     break
                 self._show()
@@ -263,7 +266,10 @@ class Runner:
 
     def _show(self):
         if self.indicators is not None:
-            self.indicators.show(self.core.indicator())
+            try:
+                self.indicators.show(self.core.indicator())
+            except Exception as e:
+                log.error("status LEDs: %s", e)
 
     def _reload(self):
         if self.reload_config is None:
