@@ -291,6 +291,20 @@ def test_tls_required_and_verified(tmp_path, sim, caplog):
         finally:
             prim.stop()
         assert "logged in as monprimary (primary, TLS)" in caplog.text
+        # CERTHOST: this server must present a certificate named otherhost
+        caplog.clear()
+        host = "127.0.0.1:%d" % s.port
+        text = upsmon_conf(["%s 1 monprimary primarypass primary" % s.target("sim")], out,
+                           "certhost", FAST + 'CERTPATH %s\nCERTHOST "%s" "otherhost" 1 1\n'
+                           % (ca, host))
+        prim = Primary(text, write_conf(s.base / "mon2", text))
+        try:
+            wait_until(lambda: "COMMBAD" in " ".join(lines(out / "notify-certhost")), 20,
+                       "COMMBAD", lambda: caplog.text)
+            assert numlogins(s, "sim") == 0
+        finally:
+            prim.stop()
+        assert "name does not match" in caplog.text
     caplog.clear()
     with stack_for(tmp_path / "plain", sim) as s:
         s.start()
