@@ -204,7 +204,10 @@ def start(conf, path, prog, foreground, debug, split, user, pidfile):
             return 1
         runner.privileged = privileged.Direct(conf, powercut)
         _write_pid(pidfile)
-        return _run(runner, pidfile)
+        rc = _run(runner, pidfile)
+        if powercut is not None and powercut.fired:
+            privileged.hold(powercut)
+        return rc
 
     rfd, wfd = os.pipe()
     parent_pid = os.getpid()

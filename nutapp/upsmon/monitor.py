@@ -217,6 +217,7 @@ class Runner:
 
         for name, when, status, alarm, err in self.pool.map(one, list(self.links)):
             if err is None:
+                log.debug("UPS %s: ups.status %s", name, status)
                 self._execute(self.core.poll_ok(name, when, status, alarm))
             else:
                 self._execute(self.core.poll_failed(name, when, describe(err)))

@@ -133,11 +133,17 @@ def run_parent(fd, conf, child_pid, powercut=None, pidfile=None):
         return 1
     power_down(conf, powercut)
     _unlink(pidfile)
-    if powercut is not None and powercut.line.pattern is None:
-        # A level must stay asserted until the system halts.
-        while True:
-            select.select([], [], [], 3600)
+    hold(powercut)
     return 0
+
+
+def hold(powercut):
+    """A power-cut level must stay asserted until the system halts: never
+    return (exiting would release the line)."""
+    if powercut is None or powercut.line.pattern is not None:
+        return
+    while True:
+        select.select([], [], [], 3600)
 
 
 def _unlink(path):
