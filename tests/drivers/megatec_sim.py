@@ -24,8 +24,10 @@ VENDOR = "#TS -222  240711 Senoid  15 V010203057"
 
 
 class MegatecSim:
-    def __init__(self, link_path):
+    def __init__(self, link_path, owner=None):
         self.link_path = link_path
+        self.owner = owner        # (uid, gid) to give the pty to, for a driver
+                                  # that drops root before opening its port
         self.q1 = Q1_ONLINE
         self.ratings = RATINGS
         self.vendor = VENDOR
@@ -47,6 +49,8 @@ class MegatecSim:
         self._master, self._slave = master, slave
         if os.path.lexists(self.link_path):
             os.unlink(self.link_path)
+        if self.owner is not None:
+            os.chown(os.ttyname(slave), *self.owner)
         os.symlink(os.ttyname(slave), self.link_path)
         self._stop = os.pipe()
         self._thread = threading.Thread(target=self._serve, daemon=True)
