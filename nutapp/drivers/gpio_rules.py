@@ -134,8 +134,8 @@ def parse(text):
                 i += 1
                 kind, value, pos = toks[i]
             if kind != "line":
-                raise RulesError("expected a line number%s" % (" after '^'" if inverted else ""),
-                                 text, pos)
+                after = " after '^'" if inverted else ""
+                raise RulesError("expected a line number" + after, text, pos)
             terms[-1].append((value, inverted))
             i += 1
             kind, _, pos = toks[i]

@@ -26,8 +26,9 @@ VENDOR = "#TS -222  240711 Senoid  15 V010203057"
 class MegatecSim:
     def __init__(self, link_path, owner=None):
         self.link_path = link_path
-        self.owner = owner        # (uid, gid) to give the pty to, for a driver
-                                  # that drops root before opening its port
+        # (uid, gid) to give the pty to, for a driver that drops root
+        # before it opens its port.
+        self.owner = owner
         self.q1 = Q1_ONLINE
         self.ratings = RATINGS
         self.vendor = VENDOR

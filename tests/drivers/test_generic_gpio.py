@@ -13,6 +13,8 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
+from nut_stack import Stack, needs_nut_clients
+
 from nutapp.core.dstate import DriverState
 from nutapp.drivers import load_driver_class
 from nutapp.drivers.base import CommError, DriverError
@@ -329,3 +331,36 @@ def test_gauge_can_be_turned_off(pins):
     assert status(drv) == "OB DISCHRG"
     assert drv.dstate.getinfo("battery.voltage") is None
     assert drv.dstate.getinfo("battery.charge") == "100"  # NUT's guess from charge.low
+
+
+# -- end to end --------------------------------------------------------------
+HAT_CONF = """\
+[hat]
+  driver = generic_gpio
+  port = gpiochip0
+  rules = "OL=^0;OB=0;LB=3;DISCHRG=0;"
+  pull = up
+  mfr = CyberPower
+  model = "CyberShield CSN27U12V"
+  default.battery.charge.low = 20
+"""
+
+
+@needs_nut_clients
+def test_upsc_reads_generic_gpio_through_upsd():
+    # gpiozero's mock pins, chosen the documented way; pulled up, every
+    # line reads high: on battery, battery low.
+    stack = Stack(lambda s: HAT_CONF, ups="hat")
+    stack.env["GPIOZERO_PIN_FACTORY"] = "mock"
+    try:
+        stack.nutapp("generic_gpio", "-a", "hat", "-F")
+        stack.nutapp("upsd", "-F")
+        values = stack.snapshot()
+        assert values["ups.status"] == "OB LB DISCHRG"
+        assert values["battery.charge"] == "20"
+        assert values["battery.charger.status"] == "discharging"
+        assert values["device.model"] == "CyberShield CSN27U12V"
+        assert values["driver.name"] == "generic_gpio"
+        assert values["driver.parameter.rules"] == "OL=^0;OB=0;LB=3;DISCHRG=0;"
+    finally:
+        stack.close()
