@@ -159,6 +159,8 @@ class NutdrvQx(Driver):
     def __init__(self, upsname, options, dstate):
         Driver.__init__(self, upsname, options, dstate)
         self.blazer = self.name == "blazer_ser" or options.get("driver") == "blazer_ser"
+        if self.blazer:
+            self.name = "blazer_ser"  # driver.name, whichever class was registered
         self.link = None
         self._lock = asyncio.Lock()
         self._config = None
@@ -223,7 +225,8 @@ class NutdrvQx(Driver):
             raise
 
         ds = self.dstate
-        ds.setinfo("driver.version.data", "Megatec")
+        if not self.blazer:
+            ds.setinfo("driver.version.data", "Megatec")
         self._init_battery(reply)
         self._init_delays()
         for cmd in qx.COMMANDS:
@@ -339,12 +342,18 @@ class NutdrvQx(Driver):
         cfg = self._config
         self._estimator = None
         if cfg["runtimecal"] is not None:
-            charge = self._voltage_charge(reply)
+            limits = self._limits
+            if self.blazer and nominal:
+                # blazer starts its estimate from a narrower window.
+                limits = (nominal, 1.15 * nominal)
+            volt = self._scaled_voltage(reply)
+            charge = None if volt is None else qx.charge_from_voltage(volt, *limits)
             if charge is None:
                 raise DriverError("runtimecal: initial battery charge undetermined "
                                   "(need battery.voltage and its nominal, low or high)")
+            # NUT starts from the charge as published, in whole percent.
             self._estimator = qx.RuntimeEstimator(
-                cfg["runtimecal"], charge, cfg["chargetime"], cfg["idleload"])
+                cfg["runtimecal"], float("%.0f" % charge), cfg["chargetime"], cfg["idleload"])
             self._last_step = time.monotonic()
 
     def _init_delays(self):
@@ -409,8 +418,10 @@ class NutdrvQx(Driver):
             return
         now = time.monotonic()
         elapsed, self._last_step = now - self._last_step, now
+        # nutdrv_qx lets a low battery voltage pull the estimate down; blazer
+        # trusts the bookkeeping alone.
         charge, runtime = self._estimator.step(
-            online, elapsed, reply.get("ups.load"), charge)
+            online, elapsed, reply.get("ups.load"), None if self.blazer else charge)
         ds.setinfo("battery.charge", "%.0f" % charge)
         ds.setinfo("battery.runtime", "%.0f" % runtime)
 

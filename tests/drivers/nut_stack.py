@@ -82,8 +82,10 @@ class Stack:
         self.procs.append((p, log))
         return p
 
+    python = sys.executable
+
     def nutapp(self, *args):
-        return self.start(sys.executable, "-m", "nutapp", *args)
+        return self.start(self.python, "-m", "nutapp", *args)
 
     def stop(self, proc):
         proc.terminate()
@@ -137,13 +139,20 @@ class Stack:
         pytest.fail("gave up waiting for %s (last: %r)\n%s" % (what, last, self.logs()))
 
     def snapshot(self, needed="ups.status"):
-        """upsc's full list as a dict, once it includes `needed`."""
-        def full():
+        """upsc's full list as a dict, once it includes `needed` and two
+        readings in a row agree (a driver may still be filling it in)."""
+        previous = {}
+
+        def settled():
             text = self.upsc()
             values = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
-            return values if needed in values else None
+            ready = needed in values and values.get("ups.status") not in (None, "WAIT")
+            same = ready and values == previous
+            previous.clear()
+            previous.update(values)
+            return values if same else None
 
-        return self.wait_for("a full set of variables", full)
+        return self.wait_for("a settled set of variables", settled)
 
 
 def _answer(result):
