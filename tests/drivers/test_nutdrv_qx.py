@@ -6,6 +6,7 @@ real port.
 """
 
 import asyncio
+import termios
 
 import pytest
 
@@ -112,6 +113,22 @@ def test_open_reads_what_the_real_unit_reported(sim):
     assert "ADDRANGE ups.delay.shutdown 12 600" in dump
     assert "ADDRANGE ups.delay.start 0 599940" in dump
     assert sim.commands()[:3] == ["Q1", "F", "I"]
+
+
+def test_line_settings_are_2400_8n1(sim):
+    # Read back from the tty itself: what the driver set is what a UPS sees.
+    async def go():
+        drv = await opened(make(sim))
+        attrs = termios.tcgetattr(sim._slave)
+        await drv.close()
+        return attrs
+
+    iflag, oflag, cflag, lflag, ispeed, ospeed, cc = run(go())
+    assert (ispeed, ospeed) == (termios.B2400, termios.B2400)
+    assert cflag & termios.CSIZE == termios.CS8
+    assert not cflag & (termios.PARENB | termios.CSTOPB)
+    assert not lflag & (termios.ICANON | termios.ECHO)  # raw: the CR ends a reply
+    assert not iflag & (termios.ICRNL | termios.IXON)
 
 
 def test_cablepower_sets_dtr_and_rts(sim):
