@@ -18,12 +18,15 @@ novendor, ignoresab, protocol (only "megatec"), runtimecal, chargetime,
 idleload, battery_voltage_reports_one_pack, pollfreq (accepted; Q1 is
 the only query a poll needs, so there is nothing to spread out).
 
-Two differences between NUT's drivers are kept: under the name
-blazer_ser, `ondelay` and the `test.battery.start` parameter are in
-minutes and battery.voltage is always scaled by the number of packs;
-under nutdrv_qx they are in seconds and the scaling needs
-`battery_voltage_reports_one_pack`. Either way the charge estimate uses
-the scaled voltage, which is what NUT documents as the intent.
+Where NUT's two drivers differ, each name behaves like its original.
+Under blazer_ser, `ondelay` and the `test.battery.start` parameter are in
+minutes, ups.delay.* are read-only, battery.voltage is always scaled by
+the number of packs, and a runtimecal estimate starts from a nominal to
+1.15 x nominal voltage window and ignores the voltage afterwards. Under
+nutdrv_qx they are seconds, writable, scaled only with
+`battery_voltage_reports_one_pack`, and a low voltage pulls the estimate
+down. The charge guess always uses the scaled voltage, which is what NUT
+documents as the intent (its nutdrv_qx compares the unscaled one).
 """
 
 import asyncio
@@ -164,7 +167,7 @@ class NutdrvQx(Driver):
         self.link = None
         self._lock = asyncio.Lock()
         self._config = None
-        self._packs = 1.0
+        self._packs = None
         self._limits = (None, None)
         self._estimator = None
         self._last_step = None
@@ -334,14 +337,15 @@ class NutdrvQx(Driver):
             ds.setinfo("battery.voltage.high", "%.2f" % high)
         self._limits = (low, high)
 
-        packs = _float(ds.getinfo("battery.packs"))
+        packs = _float(ds.getinfo("battery.packs"))  # override.battery.packs
         if packs is None:
-            packs = qx.detect_packs(reply.get("battery.voltage"), nominal) or 1.0
-        self._packs = packs
+            packs = self._packs or qx.detect_packs(reply.get("battery.voltage"), nominal)
+        self._packs = packs or 1.0
 
         cfg = self._config
-        self._estimator = None
-        if cfg["runtimecal"] is not None:
+        # After a reconnect the bookkeeping carries on where it was: the
+        # battery went on charging or discharging while the cable was out.
+        if cfg["runtimecal"] is not None and self._estimator is None:
             limits = self._limits
             if self.blazer and nominal:
                 # blazer starts its estimate from a narrower window.

@@ -193,6 +193,26 @@ def test_runtimecal_from_the_dump(sim):
     assert (info(drv, "battery.charge"), info(drv, "battery.runtime")) == ("100", "9600")
 
 
+def test_runtime_estimate_survives_a_reconnect(sim):
+    async def go():
+        drv = await opened(make(sim, runtimecal="240,100,720,50"))
+        first = info(drv, "battery.charge")
+        sim.set(q1=ON_BATTERY_LOW)          # 22.1 V: the estimate drops to 25 %
+        await drv.update()
+        low = info(drv, "battery.charge")
+        sim.unplug()
+        with pytest.raises(CommError):
+            await drv.update()
+        await drv.close()
+        sim.plug()                          # back on line, battery still low:
+        await drv.open()                    # no fresh start from 27.4 V
+        await drv.update()
+        await drv.close()
+        return first, low, info(drv, "battery.charge")
+
+    assert run(go()) == ("100", "25", "25")
+
+
 def test_runtimecal_errors_are_configuration_errors(sim):
     with pytest.raises(DriverError, match="four values"):
         run(make(sim, runtimecal="480,100").open())
