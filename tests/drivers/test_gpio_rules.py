@@ -5,6 +5,8 @@ Most cases restate the vectors of NUT's own generic_gpio unit test
 """
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nutapp.core.errors import ConfigError
 from nutapp.drivers import gpio_rules, hats
@@ -176,3 +178,20 @@ def test_presets():
         assert gpio_rules.parse(p["rules"]).lines()
     with pytest.raises(KeyError):
         hats.preset("x729")
+
+
+# -- whatever the string, the parser answers or says what is wrong -------
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet="OLBD=^&|;0123 6x(", max_size=30))
+def test_random_rules_parse_or_fail_cleanly(text):
+    try:
+        rules = gpio_rules.parse(text)
+    except gpio_rules.RulesError as e:
+        assert str(e).startswith("rules: ")
+        return
+    # What parses evaluates for any levels, and prints back to itself.
+    levels = dict((n, n % 2) for n in rules.lines())
+    rules.true_states(levels)
+    assert str(gpio_rules.parse(str(rules))) == str(rules)

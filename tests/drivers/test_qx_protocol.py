@@ -7,6 +7,8 @@ dumps in nut-ddl named where they are used.
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nutapp.drivers import qx_protocol as qx
 
@@ -236,3 +238,39 @@ def test_command_replies_and_delays():
         qx.truncate_delay("ups.delay.shutdown", 6)
     with pytest.raises(ValueError, match="range"):
         qx.truncate_delay("ups.delay.start", 600000)
+
+
+# -- whatever the line carries, the parser answers or refuses cleanly ------
+
+
+def _parse_any(raw):
+    try:
+        line = qx.decode(raw)
+    except qx.QxError:
+        return
+    for parse in (qx.parse_q1, qx.parse_ratings, qx.parse_vendor):
+        try:
+            parse(line)
+        except qx.QxError:
+            pass
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=80))
+def test_random_bytes_never_crash_the_parsers(raw):
+    _parse_any(raw)
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from("0123456789. ()#-x\x00"), min_size=40, max_size=50))
+def test_near_miss_q1_replies_never_crash(chars):
+    # Mostly the right alphabet and length: the interesting corner.
+    line = "(" + "".join(chars)
+    try:
+        r = qx.parse_q1(line)
+    except qx.QxError:
+        return
+    status = qx.interpret_bits(r.bits, r.get("input.voltage"), r.get("output.voltage"))
+    assert status.words[0] in ("OL", "OB")
+    for name, value in r.values:
+        float(value)
