@@ -119,3 +119,20 @@ def test_same_values_as_debians_driver(driver, battery):
     assert abs(our_runtime - their_runtime) <= 0.01 * their_runtime
     assert ours == theirs
     assert our_sent == their_sent == ["S.5R0003"]
+
+
+def test_kill_power_uses_the_configured_delays():
+    # `nutapp nutdrv_qx -a myups -k`, as the shutdown scripts run it.
+    def conf(s):
+        s.sim = MegatecSim(os.path.join(s.top, "ttyUPS"), owner=s.owner)
+        return ("[myups]\n  driver = nutdrv_qx\n  port = %s\n  ondelay = 300\n"
+                "  offdelay = 120\n" % s.sim.link_path)
+
+    stack = Stack(conf)
+    try:
+        proc = stack.nutapp("nutdrv_qx", "-a", "myups", "-k")
+        assert proc.wait(60) == 0, stack.logs()
+        sent = [c for c in stack.sim.commands() if c not in ("Q1", "F", "I")]
+    finally:
+        stack.close()
+    assert sent == ["S02R0005"]
