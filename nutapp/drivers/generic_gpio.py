@@ -124,6 +124,7 @@ class GenericGpio(Driver):
         self.inputs = {}
         self.gauge = None
         self._loop = None
+        self._factory = None  # an lgpio factory we opened, kept across reopens
 
     # -- configuration -------------------------------------------------
     def _read_config(self):
@@ -245,10 +246,12 @@ class GenericGpio(Driver):
     def _open_lines(self, cfg):
         try:
             from gpiozero import DigitalInputDevice
-            from gpiozero.exc import GPIOZeroError, PinFixedPull
+            from gpiozero.exc import BadPinFactory, GPIOZeroError, PinFixedPull
         except ImportError:
             raise DriverError("gpiozero is not installed")
-        factory = self._pin_factory(cfg["chip"])
+        if self._factory is None:
+            self._factory = self._pin_factory(cfg["chip"])
+        factory = self._factory
         kwargs = {"pull_up": cfg["pull"], "pin_factory": factory}
         if cfg["pull"] is None:
             kwargs["active_state"] = True
@@ -263,6 +266,9 @@ class GenericGpio(Driver):
                 dev.when_activated = self._edge
                 dev.when_deactivated = self._edge
                 self.inputs[line] = dev
+        except BadPinFactory:
+            raise DriverError("no GPIO library found for gpiozero: install python3-lgpio "
+                              "(or set GPIOZERO_PIN_FACTORY)")
         except (GPIOZeroError, OSError) as e:
             for dev in self.inputs.values():
                 dev.close()

@@ -201,6 +201,28 @@ def test_configuration_errors_are_clear(pins, options, message):
     assert message in str(e.value)
 
 
+def _have_lgpio():
+    try:
+        import lgpio  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_have_lgpio(), reason="lgpio is installed: GPIO chips can be opened")
+@pytest.mark.filterwarnings("ignore::gpiozero.exc.PinFactoryFallback")
+@pytest.mark.parametrize("port, message", [
+    ("gpiochip0", "gpiochip0 needs the lgpio library (python3-lgpio)"),
+    ("auto", "no GPIO library found for gpiozero: install python3-lgpio"),
+])
+def test_missing_gpio_library_is_a_clear_error(monkeypatch, port, message):
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    assert Device.pin_factory is None
+    with pytest.raises(DriverError) as e:
+        run(make(rules="OL=0;", port=port).open())
+    assert message in str(e.value)
+
+
 def test_chip_names():
     assert _chip_number("gpiochip4") == 4
     assert _chip_number("/dev/gpiochip0") == 0
