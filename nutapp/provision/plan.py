@@ -165,7 +165,7 @@ def make_plan(boot_files, installed, etc, statepath):
         "ethernet": plan.ethernet_manifest,
         "allow": [str(n) for n in plan.allow],
     }
-    plan.add(MANIFEST, json.dumps(manifest_out, indent=1, sort_keys=True) + "\n", ROOT)
+    plan.add(MANIFEST, json.dumps(manifest_out, indent=1, sort_keys=True) + "\n")
     _plan_boot_rewrites(plan, settings, texts, users_text)
     return plan
 
