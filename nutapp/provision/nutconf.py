@@ -50,6 +50,12 @@ UPSMON_DIRECTIVES = {
     "CERTHOST": (4, 4), "CERTVERIFY": (1, 1), "FORCESSL": (1, 1), "DEBUG_MIN": (1, 1),
 }
 
+UPSMON_NUMBERS = (
+    "MINSUPPLIES", "POLLFREQ", "POLLFREQALERT", "DEADTIME", "HOSTSYNC", "FINALDELAY",
+    "RBWARNTIME", "NOCOMMWARNTIME", "OFFDURATION", "OVERDURATION", "OBLBDURATION",
+    "CERTVERIFY", "FORCESSL", "DEBUG_MIN",
+)
+
 USER_ACTIONS = ("SET", "FSD")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -176,7 +182,9 @@ def check_upsmon_conf(text, problems, filename="upsmon.conf"):
             continue
         if not _check_args(words, UPSMON_DIRECTIVES[name], problems, filename, lineno):
             continue
-        if name == "MONITOR":
+        if name in UPSMON_NUMBERS:
+            _check_int(words[1], problems, filename, lineno, -1, 10 ** 6, name)
+        elif name == "MONITOR":
             _check_int(words[2], problems, filename, lineno, 0, 1000, "power value")
             if words[5].lower() not in ("primary", "secondary", "master", "slave"):
                 problems.add(filename, lineno, "MONITOR must end with primary or secondary",
@@ -319,7 +327,7 @@ def render_upsd_users(users):
     out = [HEADER % "nutapp.conf"]
     for name, password, role in users:
         out.append("\n[%s]\n\tpassword = \"%s\"\n" % (name, quote(password)))
-        for line in ROLE_LINES[role]:
+        for line in ROLE_LINES.get(role, ()):
             out.append("\t%s\n" % line)
     return "".join(out)
 

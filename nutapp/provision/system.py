@@ -38,7 +38,7 @@ def render_interfaces(ethernet, wifi, wpa_conf):
     eth = ethernet or {"mode": "dhcp"}
     out = ["# Written by nutapp provision from nutapp.conf.", "",
            "auto lo", "iface lo inet loopback", ""]
-    if eth["mode"] == "static":
+    if eth["mode"] == "static" and eth.get("address") is not None:
         addr = eth["address"]
         out += ["auto eth0", "iface eth0 inet%s static" % ("6" if addr.version == 6 else ""),
                 "\taddress %s" % addr.ip, "\tnetmask %s" % (
