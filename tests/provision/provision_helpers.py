@@ -31,6 +31,7 @@ class Box:
         self.etc = os.path.join(tmp, "etc-nut")
         os.makedirs(self.boot)
         os.makedirs(self.data)
+        self.top = tmp
         self.group = nut_group()
 
     def argv(self, *extra):
