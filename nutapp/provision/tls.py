@@ -121,12 +121,14 @@ def make_certificate(key, hostname, addresses=()):
         .not_valid_before(NOT_BEFORE)
         .not_valid_after(NOT_AFTER)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        # A self-signed certificate that clients import as their trust
-        # anchor: NSS wants it marked as a CA to trust it as one.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        # No BasicConstraints: NSS then takes this self-signed certificate
+        # both as its own trust anchor ("TC,," or "P,,") and as a server
+        # certificate; marked CA:TRUE it refuses it for a server ("not
+        # approved for application"), marked CA:FALSE it refuses it as an
+        # issuer under "TC,,".
         .add_extension(x509.KeyUsage(
             digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False,
             crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
                        critical=False)
