@@ -9,7 +9,7 @@ away the passwords::
 scrypt comes with Python's hashlib (OpenSSL) and is memory-hard, which
 makes guessing on a GPU expensive. `verify_password` also accepts a stored
 plain-text value (NUT's own format), compared in constant time;
-`is_hashed` tells the two apart so a tool can warn about plain text.
+`is_hashed` and `is_plaintext` tell the two apart so a tool can warn.
 
 `nutapp passwd` prints the line to paste into upsd.users.
 """
@@ -46,6 +46,11 @@ def hash_password(password, n=N, r=R, p=P, salt=None):
 def is_hashed(stored):
     """True when `stored` is a ``$scrypt$`` hash, False for plain text."""
     return stored.startswith(PREFIX)
+
+
+def is_plaintext(stored):
+    """True when `stored` is NUT's plain-text password, not a hash."""
+    return not is_hashed(stored)
 
 
 def verify_password(stored, given):
