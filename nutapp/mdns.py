@@ -84,11 +84,12 @@ def decode_name(packet, offset):
 
 
 def parse_message(packet):
-    """``(id, flags, [(name, qtype, qclass)], answers)`` of a DNS message;
-    `answers` holds ``(name, rtype, data)`` from the answer section."""
+    """``(id, flags, [(name, qtype, qclass)], records)`` of a DNS message;
+    `records` holds ``(name, rtype, data)`` of every answer, authority and
+    additional record, in order."""
     if len(packet) < 12:
         raise MalformedPacket("shorter than a DNS header")
-    ident, flags, qd, an, _, _ = struct.unpack(">6H", packet[:12])
+    ident, flags, qd, an, ns, ar = struct.unpack(">6H", packet[:12])
     offset, questions, answers = 12, [], []
     for _ in range(qd):
         name, offset = decode_name(packet, offset)
@@ -97,14 +98,14 @@ def parse_message(packet):
         qtype, qclass = struct.unpack(">HH", packet[offset:offset + 4])
         offset += 4
         questions.append((name, qtype, qclass))
-    for _ in range(an):
+    for _ in range(an + ns + ar):
         name, offset = decode_name(packet, offset)
         if offset + 10 > len(packet):
             raise MalformedPacket("cut record")
         rtype, _, _, length = struct.unpack(">HHIH", packet[offset:offset + 10])
         offset += 10
         data = packet[offset:offset + length]
-        if rtype in (TYPE_PTR,):
+        if rtype == TYPE_PTR:
             data = decode_name(packet, offset)[0]
         elif rtype == TYPE_SRV:
             data = struct.unpack(">HHH", data[:6]) + (decode_name(packet, offset + 6)[0],)

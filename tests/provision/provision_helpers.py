@@ -101,7 +101,8 @@ class Netns:
 
     def addr(self, ns, cidr):
         ifname = self.if_a if ns == self.a else self.if_b
-        self._ip("-n", ns, "addr", "add", cidr, "dev", ifname, "nodad")
+        extra = ["nodad"] if ":" in cidr else []  # no duplicate detection wait
+        self._ip("-n", ns, "addr", "add", cidr, "dev", ifname, *extra)
 
     def run(self, ns, *cmd, **kw):
         return subprocess.run(["ip", "netns", "exec", ns] + list(cmd), **kw)
