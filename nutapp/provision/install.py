@@ -127,7 +127,7 @@ def _fixed_dirs(layout):
 def _check_node(path, mode, access, gid, directory):
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return [(path, "missing")]
     if directory != stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
         return [(path, "wrong type")]

@@ -11,17 +11,18 @@ OFF_TIME = 0.3
 PAUSE = 1.5
 
 
-def pattern(code):
+def pattern(code, on_time=ON_TIME, off_time=OFF_TIME, pause=PAUSE):
     """``[(on seconds, off seconds)]`` of one showing of `code`."""
     if code <= 0:
         return []
-    steps = [(ON_TIME, OFF_TIME)] * code
-    steps[-1] = (ON_TIME, PAUSE)
+    steps = [(on_time, off_time)] * code
+    steps[-1] = (on_time, pause)
     return steps
 
 
-def blink_code(code, pin="GPIO17", repeat=3, led=None):
-    """Blink `code` on the LED at `pin` (or a given gpiozero LED) `repeat` times."""
+def blink_code(code, pin="GPIO17", repeat=3, led=None, **times):
+    """Blink `code` on the LED at `pin` (or on a given gpiozero LED)
+    `repeat` times; `times` may set on_time, off_time and pause."""
     own = led is None
     if own:
         from gpiozero import LED
@@ -29,7 +30,7 @@ def blink_code(code, pin="GPIO17", repeat=3, led=None):
         led = LED(pin)
     try:
         for _ in range(repeat):
-            for on, off in pattern(code):
+            for on, off in pattern(code, **times):
                 led.blink(on_time=on, off_time=off, n=1, background=False)
     finally:
         if own:

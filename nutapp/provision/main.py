@@ -102,7 +102,11 @@ class Provisioner:
 
         if plan.problems:
             return self.refuse(plan.problems)
-        diffs = install.differences(self.layout, plan, self.gid)
+        try:
+            diffs = install.differences(self.layout, plan, self.gid)
+        except OSError as e:
+            sys.stderr.write("%s: cannot read %s: %s\n" % (self.prog, e.filename, e.strerror))
+            return EXIT_INSTALL
         boot_changes = self.boot_changes(plan)
 
         if self.args.check:

@@ -277,3 +277,21 @@ def test_example_files_refuse_until_edited(box):
 
 SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
            " person@laptop")
+
+
+def test_unwritable_data_partition_is_exit_4(box, tmp_path):
+    not_a_folder = tmp_path / "data-is-a-file"
+    not_a_folder.write_text("")
+    box.data = str(not_a_folder)
+    box.put("nutapp.conf", SETTINGS)
+    assert box.run() == codes.EXIT_INSTALL
+    assert box.boot_text("nutapp.conf") == SETTINGS  # secrets stay until installed
+    assert not box.has("IMPORTED.txt")
+
+
+def test_through_the_nutapp_command(box):
+    from nutapp.cli import main as nutapp
+
+    box.put("nutapp.conf", SETTINGS)
+    assert nutapp(["provision"] + box.argv()) == 0
+    assert nutapp(["provision"] + box.argv("--check")) == 0
