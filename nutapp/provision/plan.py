@@ -317,8 +317,8 @@ def _plan_tls(plan, boot_files, installed, manifest, hostname, static):
     cert_pem, key_pem, cert_name, key_name = None, None, CERT_FILE, KEY_FILE
     if COMBINED_FILE in boot_files:
         if CERT_FILE in boot_files or KEY_FILE in boot_files:
-            problems.add(COMBINED_FILE, None, "upsd.pem is given together with upsd.crt/upsd.key",
-                         "give either upsd.pem (certificate and key in one file) or "
+            problems.add(COMBINED_FILE, None,
+                         "upsd.pem is given together with upsd.crt/upsd.key", "give either upsd.pem (certificate and key in one file) or "
                          "upsd.crt and upsd.key")
             return
         cert_pem, key_pem = tls.split_pem(boot_files[COMBINED_FILE])

@@ -3,7 +3,6 @@ an /etc/nut in a temporary directory, and network namespaces."""
 
 import grp
 import os
-import shutil
 import subprocess
 import uuid
 

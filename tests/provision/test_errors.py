@@ -124,7 +124,8 @@ def test_duplicate_user_in_upsd_users(box, installed):
     box.put("nutapp.conf", GOOD.split("[user")[0])
     box.put("upsd.users", "[mon]\n\tpassword = monpass123\n\tupsmon secondary\n"
                           "[mon]\n\tpassword = monpass456\n")
-    refused(box, installed, "upsd.users line 4", "the user [mon] is defined twice (also line 1)")
+    refused(box, installed, "upsd.users line 4",
+            "the user [mon] is defined twice (also line 1)")
 
 
 def test_users_in_two_places(box, installed):

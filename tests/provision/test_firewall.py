@@ -3,7 +3,6 @@ namespace it lets the allowed networks reach port 3493 and resets others."""
 
 import ipaddress
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap

@@ -38,13 +38,16 @@ def test_plain_text_still_verifies():
     assert not verify_password("mypass", "mypass ")
 
 
+Z16, Z32 = "A" * 22 + "==", "A" * 43 + "="  # 16 and 32 zero bytes in base64
+
+
 @pytest.mark.parametrize("stored", [
     "$scrypt$",
     "$scrypt$n=16384,r=8,p=1$AAAA",
-    "$scrypt$n=1000,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-    "$scrypt$n=16384,r=8$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-    "$scrypt$n=1048576,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-    "$scrypt$n=16384,r=8,p=1$!!!!$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    "$scrypt$n=1000,r=8,p=1$%s$%s" % (Z16, Z32),  # n not a power of two
+    "$scrypt$n=16384,r=8$%s$%s" % (Z16, Z32),  # no p
+    "$scrypt$n=1048576,r=8,p=1$%s$%s" % (Z16, Z32),  # 1 GiB of memory
+    "$scrypt$n=16384,r=8,p=1$!!!!$%s" % Z32,  # salt not base64
 ])
 def test_malformed_hash_never_matches(stored):
     assert is_hashed(stored)
