@@ -10,10 +10,26 @@ everything and work out the whole next configuration in memory (plan.py);
 on any problem write PROVISIONING-ERRORS.txt to the boot folder, change
 nothing else and exit 3. Otherwise, when the configuration differs from
 the installed one, install it as a new version and switch to it in one
-step (install.py); then take the secrets off the boot folder (passwords
-become their hashes, private keys and upsmon.conf are removed), leave the
-server certificate and its fingerprint there for clients to pin, and add
-what was done to IMPORTED.txt. With nothing new, nothing is written.
+step (install.py); then tidy the boot folder. With nothing new, nothing is
+written at all.
+
+Secrets and the boot folder (FAT has no owners or modes, and the card may
+be read by any computer):
+
+- passwords in nutapp.conf and upsd.users are replaced, on their line, by
+  their scrypt hash (nutapp.passwords): the files stay the person's own,
+  editable, and a second run imports the same thing again. A hash is not a
+  password, but it can be attacked offline: passwords should be long.
+- the Wi-Fi passphrase line becomes a comment; the installed
+  wpa_supplicant.conf holds the derived key, and a later run without a
+  passphrase keeps it while the network name is the same.
+- private keys (upsd.key, upsd.pem) and upsmon.conf (its MONITOR lines
+  carry passwords upsmon must send as they are) are removed.
+- secrets leave only after the configuration holding them is installed;
+  a power cut in between leaves them there, and the next run finishes.
+
+Left for the person: SERVER-CERTIFICATE.pem and its SHA-256 fingerprint
+(for clients to pin), IMPORTED.txt (what was imported, and when).
 
 Exit codes (problems.py): 0 done or nothing to do, 2 usage, 3 a problem
 in the boot folder, 4 the data partition could not be written, 5 --check

@@ -264,15 +264,23 @@ def test_check_reports_weak_modes(box, capsys):
     assert stat.S_IMODE(os.stat(os.path.join(box.etc, "upsd.users")).st_mode) == 0o640
 
 
-def test_example_files_refuse_until_edited(box):
+def test_example_file_works_as_shipped_and_refuses_the_example_password(box):
     shutil.copy(os.path.join(EXAMPLES, "nutapp.conf"), box.boot)
+    assert box.run() == 0  # as shipped: a USB UPS, DHCP, read-only access
+    assert "[myups]" in box.etc_text("ups.conf")
+    assert box.etc_text("system/hostname") == "nut\n"
+    assert "wpa_supplicant.conf" not in os.listdir(os.path.join(box.etc, "system"))
+
+    text = box.boot_text("nutapp.conf")
+    text = text.replace("#[user admin]\n#role = admin\n#password = CHANGE-ME",
+                        "[user admin]\nrole = admin\npassword = CHANGE-ME")
+    box.put("nutapp.conf", text)
     assert box.run() == codes.EXIT_INVALID
     assert "example password" in box.errors()
-    text = box.boot_text("nutapp.conf").replace("CHANGE-ME", "a-real-password")
-    box.put("nutapp.conf", text)
+    box.put("nutapp.conf", text.replace("CHANGE-ME", "a-real-password"))
     assert box.run() == 0
     assert not box.has("PROVISIONING-ERRORS.txt")
-    assert "[myups]" in box.etc_text("ups.conf")
+    assert "[admin]" in box.etc_text("upsd.users")
 
 
 SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
