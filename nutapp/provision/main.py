@@ -44,7 +44,8 @@ import sys
 
 from . import install
 from .fsops import Fs
-from .plan import (ERRORS_FILE, IMPORTED_FILE, make_plan, read_boot, read_installed)
+from .plan import (ERRORS_FILE, IMPORTED_FILE, MANIFEST, make_plan, read_boot,
+                   read_installed)
 from .problems import (EXIT_CHECK, EXIT_INSTALL, EXIT_INVALID, EXIT_OK, Problems,
                        errors_report)
 
@@ -107,6 +108,7 @@ class Provisioner:
         boot_files = read_boot(self.boot, problems)
         current = self.layout.current_dir()
         installed = read_installed(current)
+        self.installed = installed
         plan = make_plan(boot_files, installed, os.path.abspath(self.layout.etc),
                          self.layout.state)
         for p in problems:
@@ -195,6 +197,10 @@ class Provisioner:
         if imported:
             lines = ["%s  nutapp provision imported:" % self.now.strftime("%Y-%m-%d %H:%M UTC")]
             lines += ["  - %s" % n for n in plan.notes]
+            changed = sorted(rel for rel, (data, _) in plan.files.items()
+                             if self.installed.get(rel) != data and rel != MANIFEST)
+            if changed:
+                lines.append("  - installed: %s" % ", ".join(changed))
             old = _read(os.path.join(self.boot, IMPORTED_FILE)) or b""
             note = old + ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
             self.fs.write_file(os.path.join(self.boot, IMPORTED_FILE), note, None)

@@ -141,6 +141,8 @@ def test_secrets_leave_the_boot_folder(box):
     assert text.count("password = $scrypt$") == 4
     imported = box.boot_text("IMPORTED.txt")
     assert "removed from nutapp.conf" in imported and "Wi-Fi password" in imported
+    installed_line = [x for x in imported.splitlines() if "installed:" in x][0]
+    assert "system/hostname" in installed_line and "upsd.users" in installed_line
     assert not box.has("PROVISIONING-ERRORS.txt")
 
     # The public certificate and its fingerprint are there for clients.
