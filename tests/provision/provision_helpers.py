@@ -3,6 +3,7 @@ an /etc/nut in a temporary directory, and network namespaces."""
 
 import grp
 import os
+import signal
 import subprocess
 import uuid
 
@@ -110,7 +111,15 @@ class Netns:
         return subprocess.Popen(["ip", "netns", "exec", ns] + list(cmd), **kw)
 
     def close(self):
+        """Stop what the test left running in the namespaces, then remove them."""
         for ns in (self.a, self.b):
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
+                                  text=True).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             subprocess.run(["ip", "netns", "del", ns], check=False)
 
     @staticmethod

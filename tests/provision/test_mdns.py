@@ -133,3 +133,47 @@ def test_multicast_question_gets_a_multicast_answer(responder):
                     capture_output=True, text=True, timeout=30, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["10.66.0.1", "pi-nut._nut._tcp.local"]
+
+
+AVAHI_CONF = """\
+[server]
+use-ipv4=yes
+use-ipv6=no
+allow-interfaces=%s
+enable-dbus=yes
+[publish]
+disable-publishing=yes
+"""
+
+# Avahi needs a D-Bus system bus: both run in a private mount namespace with
+# their own /run, so nothing of the host's is touched or seen.
+AVAHI_BROWSE = """\
+set -eu
+mount -t tmpfs tmpfs /run
+mkdir -p /run/dbus /run/avahi-daemon
+dbus-daemon --system --nofork --nopidfile & bus=$!
+for i in $(seq 50); do [ -S /run/dbus/system_bus_socket ] && break; sleep 0.1; done
+avahi-daemon -f "$1" --no-chroot --no-drop-root --no-rlimits & avahi=$!
+for i in $(seq 50); do avahi-browse -a -t -p >/dev/null 2>&1 && break; sleep 0.1; done
+avahi-browse --resolve --terminate --parsable _nut._tcp || true
+kill "$avahi" "$bus"
+wait
+"""
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not (shutil.which("avahi-daemon") and shutil.which("avahi-browse")
+                         and shutil.which("dbus-daemon") and shutil.which("unshare")),
+                    reason="avahi-daemon/avahi-utils/dbus not installed")
+def test_avahi_browse_resolves_the_service(responder, tmp_path):
+    netns = responder
+    conf = tmp_path / "avahi-daemon.conf"
+    conf.write_text(AVAHI_CONF % netns.if_b)
+    out = netns.run(netns.b, "unshare", "--mount", "--propagation", "private",
+                    "sh", "-c", AVAHI_BROWSE, "sh", str(conf),
+                    capture_output=True, text=True, timeout=60)
+    resolved = [line.split(";") for line in out.stdout.splitlines() if line.startswith("=")]
+    assert resolved, out.stdout + out.stderr
+    fields = resolved[0]
+    assert fields[1:6] == [netns.if_b, "IPv4", "pi-nut", "_nut._tcp", "local"]
+    assert fields[6:10] == ["pi-nut.local", "10.66.0.1", "3493", '"txtvers=1"']
