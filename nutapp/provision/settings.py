@@ -41,6 +41,7 @@ KNOWN = {
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_OPTION = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -261,6 +262,11 @@ def _check_ups(s, section, name, values, problems, filename, where):
         return
     options = []
     for key, value in values.items():
+        if not _OPTION.match(key):
+            problems.add(filename, s.lines.get((section, key)) or where,
+                         "%r is not a driver option name" % key,
+                         "option names are one word, e.g. pollinterval or vendorid")
+            continue
         if key == "driver" and value.lower() == "auto":
             value = "auto"
         options.append((key, value))

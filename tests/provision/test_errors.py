@@ -156,6 +156,11 @@ def test_unknown_setting_section_and_role(box, installed):
             "nutapp.conf line 12", "unknown section [printer]")
 
 
+def test_bad_driver_option_name(box, installed):
+    box.put("nutapp.conf", GOOD.replace("driver = auto", "driver = auto\npoll interval = 5"))
+    refused(box, installed, "nutapp.conf line 6", "'poll interval' is not a driver option")
+
+
 def test_not_an_ini_file(box, installed):
     box.put("nutapp.conf", "hostname = nut\n")
     refused(box, installed, "nutapp.conf line 1", "before any [section]")
