@@ -76,7 +76,11 @@ def main(argv=None, prog="nutapp provision", step_hook=None):
     if args.blink is not None:
         from .led import blink_code
 
-        blink_code(args.blink, pin=args.led_pin, repeat=args.repeat)
+        try:
+            blink_code(args.blink, pin=args.led_pin, repeat=args.repeat)
+        except Exception as e:  # gpiozero's errors: no GPIO, pin busy, no permission
+            sys.stderr.write("%s: cannot use the status LED: %s\n" % (prog, e))
+            return 1
         return EXIT_OK
     for name in ("boot", "data", "etc"):
         if not getattr(args, name):

@@ -65,7 +65,8 @@ def errors_report(problems, when):
         "This file is removed once everything is imported.",
         "",
     ]
-    for n, p in enumerate(problems, 1):
+    ordered = sorted(problems, key=lambda p: (p.filename or "", p.lineno or 0))
+    for n, p in enumerate(ordered, 1):
         lines.append("%d. %s" % (n, p.where()))
         lines.append("   What is wrong: %s" % p.what)
         if p.fix:

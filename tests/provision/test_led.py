@@ -33,3 +33,15 @@ def test_exit_codes_are_distinct():
     values = [codes.EXIT_OK, codes.EXIT_USAGE, codes.EXIT_INVALID, codes.EXIT_INSTALL,
               codes.EXIT_CHECK]
     assert len(set(values)) == len(values)
+
+
+def test_blink_option_of_the_command():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
+    out = subprocess.run([sys.executable, "-m", "nutapp", "provision", "--blink", "1",
+                          "--repeat", "1"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
