@@ -103,16 +103,18 @@ def shm_path(tmp_path):
 
 
 @pytest.mark.root
-def test_killed_at_every_step(shm_path):
+@pytest.mark.parametrize("first", [False, True], ids=["update", "first-start"])
+def test_killed_at_every_step(shm_path, first):
     if os.geteuid() != 0:
         pytest.skip("cp -a must keep the nut group: run as root")
     box = Box(os.path.join(shm_path, "box"))
     top = os.path.join(shm_path, "box")
     tmp_path = shm_path
 
-    box.put("nutapp.conf", OLD)
-    assert box.run() == 0
-    old_config = snapshot(box.etc)
+    if not first:
+        box.put("nutapp.conf", OLD)
+        assert box.run() == 0
+    old_config = snapshot(box.etc)  # {} on the first start: nothing installed
 
     key = ec.generate_private_key(ec.SECP256R1())
     cert = tls.make_certificate(key, "new-nut")
