@@ -90,7 +90,11 @@ def main(argv=None, prog="nutapp provision", step_hook=None):
     except KeyError:
         sys.stderr.write("%s: there is no group %r\n" % (prog, args.group))
         return EXIT_INSTALL
-    return Provisioner(args, gid, prog, step_hook).run()
+    try:
+        return Provisioner(args, gid, prog, step_hook).run()
+    except OSError as e:
+        sys.stderr.write("%s: %s: %s\n" % (prog, e.filename or "data partition", e.strerror))
+        return EXIT_INSTALL
 
 
 class Provisioner:
