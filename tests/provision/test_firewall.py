@@ -141,7 +141,8 @@ def test_dhcp_local_subnet_at_run_time(netns, tmp_path):
         assert server.stdout.readline().strip() == "ready"
         assert connect(netns, "10.79.0.2", "10.79.0.1", 3493) == "refused"
         # What the DHCP client's hook runs once it has a lease:
-        netns.run(netns.a, *firewall.local_subnet_commands("10.79.0.1/24"), check=True)
+        netns.run(netns.a, sys.executable, "-m", "nutapp", "provision", "--local-subnet",
+                  "10.79.0.1/24", check=True)
         assert connect(netns, "10.79.0.2", "10.79.0.1", 3493) == "hello"
     finally:
         server.kill()
