@@ -224,6 +224,14 @@ def test_unreadable_keys(box, installed):
     refused(box, installed, "upsd.key", "no PEM private key")
 
 
+def test_key_file_that_cannot_be_read(box, installed):
+    # What a damaged FAT entry looks like to open(): an I/O error. A folder
+    # in its place gives the same path through the code, also as root.
+    box.put("upsd.crt", _pem(_cert(ec.generate_private_key(ec.SECP256R1()))))
+    os.mkdir(os.path.join(box.boot, "upsd.key"))
+    refused(box, installed, "upsd.key", "cannot read this file")
+
+
 def test_damaged_certificate(box, installed):
     box.put("upsd.crt", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     box.put("upsd.key", _pem(ec.generate_private_key(ec.SECP256R1())))
