@@ -166,7 +166,8 @@ def _hex_fun(value, ctx):
 
 
 def _stringid_fun(value, ctx):
-    return ctx.get_string(int(value))
+    # An index the device cannot resolve gives nothing rather than "".
+    return ctx.get_string(int(value)) or None
 
 
 def _div10_fun(value, ctx):

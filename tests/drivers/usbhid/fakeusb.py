@@ -66,8 +66,10 @@ class FakeUps:
                 continue
             word, _, rest = line.partition(" ")
             if word == "device":
-                vid, pid, bcd = rest.split()
-                self.vendorid, self.productid, self.bcd = int(vid, 16), int(pid, 16), int(bcd, 16)
+                words = rest.split()
+                self.vendorid, self.productid, self.bcd = [int(w, 16) for w in words[:3]]
+                # iManufacturer, iProduct, iSerialNumber (1, 2, 3 unless given)
+                self.indices = [int(w) for w in words[3:6]] or [1, 2, 3]
             elif word == "string":
                 index, _, text = rest.partition(" ")
                 self.strings[int(index)] = text
@@ -165,9 +167,8 @@ class FakeBus(usb.backend.IBackend):
         return _Desc(bLength=18, bDescriptorType=1, bcdUSB=0x0110, bDeviceClass=0,
                      bDeviceSubClass=0, bDeviceProtocol=0, bMaxPacketSize0=8,
                      idVendor=dev.vendorid, idProduct=dev.productid, bcdDevice=dev.bcd,
-                     iManufacturer=1 if 1 in dev.strings else 0,
-                     iProduct=2 if 2 in dev.strings else 0,
-                     iSerialNumber=3 if 3 in dev.strings else 0, bNumConfigurations=1,
+                     iManufacturer=dev.indices[0], iProduct=dev.indices[1],
+                     iSerialNumber=dev.indices[2], bNumConfigurations=1,
                      address=dev.address, bus=dev.bus, port_number=1, port_numbers=(1,),
                      speed=None)
 
