@@ -132,8 +132,14 @@ class HidField:
         return value * _power_of_ten(self.exponent())
 
     def to_logical(self, physical):
-        """The integer to send for physical value `physical`."""
+        """The integer to send for physical value `physical`.
+
+        Rounded to the nearest step: usbhid-ups truncates, which turns
+        2.5 A in 0.01 A units into 249 after floating-point division.
+        """
         value = physical / _power_of_ten(self.exponent())
+        if self.exponent() != 0:
+            value = round(value)
         return self._physical_to_logical(value)
 
     def _scaled(self):
