@@ -94,7 +94,7 @@ def test_lb_rb_held_back_while_calibrating_online():
     sb.process("!replacebatt")
     assert status([], "50", sb=sb, now=105) == "CAL DISCHRG"
     # a real power failure is never held back
-    assert status(["offline"], "50", sb=sb, now=109) == "OB DISCHRG LB RB"
+    assert status(["offline", "lowbatt"], "50", sb=sb, now=109) == "OB DISCHRG LB"
 
 
 def test_lb_not_held_back_without_calibration_unless_asked():
