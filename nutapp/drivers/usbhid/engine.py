@@ -93,20 +93,24 @@ class HidUps:
         self._publish_status(now, full)
 
     def _walk(self, mode, now):
-        age = float(self.options.get("pollinterval", 2))
+        # A report is read once per walk, and one filed by the interrupt
+        # endpoint is used if it is fresh; anything older is read again.
+        age = min(float(self.options.get("pollinterval", 2)), 1.0)
         polled = succeeded = 0
+        given = set()  # variables an earlier row of this walk already gives
         for row in self._rows:
             info, field = row
             if mode == INIT:
                 if field is None:
                     continue
                 if info.flags & ABSENT:
+                    # a driver-side setting: keep what it is (after a reconnect too)
                     if self.dstate.getinfo(info.var) is None:
                         self.dstate.setinfo(info.var, info.dfl)
-                        self._flags(info)
+                    self._flags(info)
                     continue
                 if not info.var.startswith("ups.alarm") and not info.flags & CMD \
-                        and self.dstate.getinfo(info.var) is not None:
+                        and info.var in given:
                     row[1] = None  # an earlier row already gives this variable
                     continue
             elif mode == QUICK_UPDATE:
@@ -129,7 +133,11 @@ class HidUps:
             if info.flags & CMD:
                 self.dstate.addcmd(info.var)
                 continue
-            if self._set_value(info, value) and (mode == INIT or not self.use_interrupt):
+            if self._set_value(info, value):
+                given.add(info.var)
+            else:
+                continue
+            if mode == INIT or not self.use_interrupt:
                 self._flags(info)
                 if info.flags & ENUM and info.rw:
                     for text in info.lookup.enum_values(self):

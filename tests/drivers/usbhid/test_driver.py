@@ -1,0 +1,373 @@
+"""The usbhid-ups driver on the fake pyusb bus, replaying real UPSes."""
+
+import asyncio
+import os
+
+import pytest
+
+from nutapp.core.dstate import DriverState
+from nutapp.drivers.base import (CommError, DriverError, STAT_HANDLED, STAT_INVALID,
+                                 STAT_UNKNOWN, STAT_CONVERSION_FAILED)
+from nutapp.drivers.usbhid.driver import UsbHidUps
+
+from .fakeusb import FakeUps, FakeBus, DATA
+
+APC = "apc-back-ups-es-850g2.ups"
+CPS = "cyberpower-cp1500pfclcd.ups"
+EATON = "eaton-5sc-750.ups"
+
+# A test never waits this long: wait() returning means the driver woke itself.
+NEVER = 3600
+GUARD = 60
+
+
+def make(usb_bus, **options):
+    opts = {"port": "auto"}
+    opts.update(options)
+    cls = type("FakeBusUsbHidUps", (UsbHidUps,), {"backend": usb_bus})
+    dstate = DriverState()
+    return cls("ups", opts, dstate), dstate
+
+
+def values(dstate):
+    return {v.name: v.value for v in dstate.state.sorted_vars()}
+
+
+def commands(dstate):
+    return set(dstate.state.sorted_cmds())
+
+
+async def started(usb_bus, **options):
+    d, ds = make(usb_bus, **options)
+    await d.open()
+    await d.update()
+    return d, ds
+
+
+def read_ddl(name):
+    out = {}
+    commands = set()
+    for line in open(os.path.join(DATA, "ddl", name)):
+        line = line.rstrip("\n")
+        if line.startswith("# ") and " - " in line and "." in line.split()[1]:
+            commands.add(line.split()[1])
+        if not line or line.startswith("#") or ": " not in line:
+            continue
+        k, _, v = line.partition(": ")
+        out[k] = v
+    return out, commands
+
+
+# -- the same model's nut-ddl dump -------------------------------------------------
+
+DDL = {
+    APC: ("APC__Back-UPS_ES_850G2__usbhid-ups__2.8.0__01.dev",
+          # properties of the model: same on every unit
+          ["battery.charge", "battery.charge.low", "battery.charge.warning",
+           "battery.runtime.low", "battery.type", "battery.voltage.nominal", "device.mfr",
+           "device.model", "device.type", "input.sensitivity", "input.transfer.high",
+           "input.transfer.low", "input.voltage.nominal", "ups.beeper.status",
+           "ups.delay.shutdown", "ups.firmware", "ups.firmware.aux", "ups.mfr", "ups.model",
+           "ups.productid", "ups.realpower.nominal", "ups.status", "ups.test.result",
+           "ups.timer.reboot", "ups.timer.shutdown", "ups.vendorid"],
+          set(), set()),
+    CPS: ("Cyber_Power_Systems__CP1500PFCLCD__usbhid-ups__2.7.4__01.dev",
+          ["battery.charge", "battery.charge.low", "battery.charge.warning", "battery.mfr.date",
+           "battery.runtime.low", "battery.type", "battery.voltage", "battery.voltage.nominal",
+           "device.mfr", "device.model", "device.serial", "input.transfer.high",
+           "input.transfer.low", "input.voltage.nominal", "ups.beeper.status", "ups.mfr",
+           "ups.model", "ups.productid", "ups.realpower.nominal", "ups.status",
+           "ups.timer.shutdown", "ups.timer.start", "ups.vendorid"],
+          # NUT 2.7.4 had not yet mapped these
+          {"battery.status", "input.sensitivity"}, set()),
+    EATON: ("Eaton__5SC_750__usbhid-ups__2.7.2__01.dev",
+            ["battery.capacity", "battery.charge", "battery.charge.low",
+             "battery.charge.restart", "battery.protection", "battery.type", "device.mfr",
+             "device.model", "device.serial", "input.frequency.nominal",
+             "input.voltage.nominal", "output.frequency.nominal", "ups.beeper.status",
+             "ups.delay.shutdown", "ups.delay.start", "ups.mfr", "ups.model",
+             "ups.power.nominal", "ups.productid", "ups.realpower.nominal", "ups.start.auto",
+             "ups.start.reboot", "ups.test.interval", "ups.test.result", "ups.timer.shutdown",
+             "ups.timer.start", "ups.type", "ups.vendorid"],
+            set(),
+            # XXX: mge-hid's outlets, energy saving, efficiency and shutdown
+            # settings are not carried over (see subdrivers.MGE_TABLE).
+            {"battery.energysave", "outlet.1.status", "outlet.desc", "outlet.id",
+             "outlet.switchable", "ups.efficiency", "ups.load.high", "ups.shutdown",
+             "ups.start.battery"}),
+}
+
+
+@pytest.mark.parametrize("name", [APC, CPS, EATON])
+def test_variables_match_the_models_ddl_dump(name):
+    dump, same, newer, not_mapped = DDL[name]
+    ddl, _ = read_ddl(dump)
+
+    async def go():
+        d, ds = await started(FakeBus(FakeUps(name)))
+        await d.close()
+        return values(ds)
+
+    got = asyncio.run(go())
+    want = set(k for k in ddl if not k.startswith("driver.")) - not_mapped
+    have = set(k for k in got if not k.startswith("driver."))
+    assert have - want == newer
+    assert want - have == set()
+    for var in same:
+        assert got[var] == ddl[var], var
+
+
+def test_apc_commands_match_the_ddl_dump():
+    _, ddl_cmds = read_ddl(DDL[APC][0])
+
+    async def go():
+        d, ds = await started(FakeBus(FakeUps(APC)))
+        await d.close()
+        return commands(ds)
+
+    assert ddl_cmds and asyncio.run(go()) == ddl_cmds
+
+
+def test_kernel_driver_is_detached_and_interface_claimed():
+    ups = FakeUps(APC)
+
+    async def go():
+        d, ds = await started(FakeBus(ups))
+        assert not ups.kernel_driver and ups.claimed == {0}
+        await d.close()
+
+    asyncio.run(go())
+
+
+# -- finding the device -------------------------------------------------------------
+
+@pytest.mark.parametrize("options,found", [
+    ({"vendorid": "051d"}, APC),
+    ({"vendorid": "051D", "productid": "0002"}, APC),
+    ({"vendorid": "0764"}, CPS),
+    ({"product": ".*ES 850.*"}, APC),
+    ({"product": "Back"}, None),  # the whole string must match
+    ({"vendor": "cps"}, CPS),  # case-insensitive
+    ({"serial": "5B2250T99999"}, APC),  # surrounding blanks trimmed
+    ({"bus": "001", "device": "007"}, CPS),
+    ({"device": "00[5-6]"}, APC),
+    ({"vendorid": "0463"}, None),
+])
+def test_matching_options(options, found):
+    usb_bus = FakeBus(FakeUps(APC, address=5), FakeUps(CPS, address=7))
+
+    async def go():
+        d, ds = make(usb_bus, **options)
+        try:
+            await d.open()
+        except CommError:
+            return None
+        await d.close()
+        return ds.getinfo("ups.model")
+
+    model = asyncio.run(go())
+    expect = {APC: "Back-UPS ES 850G2", CPS: "CP1500PFCLCD", None: None}[found]
+    assert model == expect
+
+
+def test_bad_regular_expression_is_a_configuration_error():
+    d, _ = make(FakeBus(FakeUps(APC)), product="Back-UPS (")
+    with pytest.raises(DriverError):
+        asyncio.run(d.open())
+
+
+# -- commands and settings -------------------------------------------------------------
+
+@pytest.mark.parametrize("cmd,param,written", [
+    ("beeper.disable", None, "18 01"),
+    ("beeper.off", None, "18 01"),  # the old name, as NUT maps it
+    ("beeper.mute", None, "18 03"),
+    ("test.battery.start.quick", None, "21 01"),
+    ("test.battery.start.deep", None, "21 02"),
+    ("test.battery.stop", None, "21 03"),
+    ("load.off", None, "15 00 00"),
+    ("load.off.delay", "30", "15 1e 00"),
+    ("shutdown.stop", None, "15 ff ff"),
+    ("shutdown.reboot", None, "40 0a"),
+])
+def test_apc_instant_commands_write_feature_reports(cmd, param, written):
+    ups = FakeUps(APC)
+
+    async def go():
+        d, ds = await started(FakeBus(ups))
+        status = await d.instcmd(cmd, param)
+        await d.close()
+        return status
+
+    assert asyncio.run(go()) == STAT_HANDLED
+    assert ups.sets == [bytes.fromhex(written)]
+
+
+def test_unknown_command_writes_nothing():
+    ups = FakeUps(APC)
+
+    async def go():
+        d, ds = await started(FakeBus(ups))
+        status = await d.instcmd("load.on")  # no DelayBeforeStartup on this model
+        await d.close()
+        return status
+
+    assert asyncio.run(go()) == STAT_INVALID
+    assert ups.sets == []
+
+
+def test_cyberpower_shutdown_return_in_minutes():
+    # CPS counts its delays in minutes: ups.delay.start 120 s and
+    # ups.delay.shutdown 60 s go out as 2 and 1.
+    ups = FakeUps(CPS)
+
+    async def go():
+        d, ds = await started(FakeBus(ups))
+        status = await d.instcmd("shutdown.return")
+        await d.close()
+        return status
+
+    assert asyncio.run(go()) == STAT_HANDLED
+    assert ups.sets == [bytes.fromhex("16 02 00"), bytes.fromhex("15 01 00")]
+
+
+def test_settings_write_and_read_back():
+    ups = FakeUps(APC)
+
+    async def go():
+        d, ds = await started(FakeBus(ups))
+        assert await d.setvar("battery.charge.low", "20") == STAT_HANDLED
+        assert await d.setvar("input.sensitivity", "high") == STAT_HANDLED
+        assert await d.setvar("input.sensitivity", "extreme") == STAT_CONVERSION_FAILED
+        assert await d.setvar("battery.charge", "50") == STAT_UNKNOWN  # read-only
+        assert await d.setvar("no.such.var", "1") == STAT_UNKNOWN
+        assert await d.setvar("ups.delay.shutdown", "45") == STAT_HANDLED  # driver-side
+        await d.update()
+        await d.close()
+        return values(ds)
+
+    got = asyncio.run(go())
+    assert ups.sets == [bytes.fromhex("11 14"), bytes.fromhex("35 02")]
+    assert got["battery.charge.low"] == "20"
+    assert got["input.sensitivity"] == "high"
+    assert got["ups.delay.shutdown"] == "45"
+
+
+def test_writable_variables_are_flagged():
+    async def go():
+        d, ds = await started(FakeBus(FakeUps(APC)))
+        await d.close()
+        return ds
+
+    ds = asyncio.run(go())
+    lines = ds.dump_lines()
+    assert "SETFLAGS battery.charge.low RW STRING" in lines
+    assert "SETAUX battery.charge.low 10" in lines
+    assert not any(line.startswith("SETFLAGS battery.charge ") for line in lines)
+
+
+def test_ups_conf_settings_applied_at_start():
+    async def go():
+        d, ds = await started(FakeBus(FakeUps(CPS)), lowbatt="35", offdelay="120",
+                              ondelay="180", pollfreq="20")
+        await d.close()
+        return values(ds)
+
+    got = asyncio.run(go())
+    assert got["battery.charge.low"] == "35"
+    assert got["ups.delay.shutdown"] == "120"
+    assert got["ups.delay.start"] == "180"
+    assert got["driver.parameter.pollfreq"] == "20"
+
+
+# -- events --------------------------------------------------------------------
+
+ON_BATTERY = {
+    # Charging 0, Discharging 1, ACPresent 0, BatteryPresent 1
+    "16": "16 0a 00 00 00",
+    "13": "13 00",
+    "06": "06 00 01 08",
+}
+
+
+def test_interrupt_report_wakes_the_driver_and_status_goes_ob():
+    ups = FakeUps(APC)
+
+    async def go():
+        # pollinterval 0: no buffered report outlives a poll, so the poll sees
+        # every report the UPS changed along with its interrupt.
+        d, ds = await started(FakeBus(ups), pollinterval="0")
+        assert ds.getinfo("ups.status") == "OL"
+        for report in ON_BATTERY.values():
+            ups.set_report(report)
+        ups.push_interrupt(ON_BATTERY["16"])
+        await asyncio.wait_for(d.wait(NEVER), GUARD)
+        await d.update()
+        status = ds.getinfo("ups.status")
+        await d.close()
+        return status
+
+    assert asyncio.run(go()) == "OB DISCHRG"
+
+
+def test_input_report_alone_sets_status_bits():
+    async def go():
+        d, ds = await started(FakeBus(FakeUps(APC)), pollonly="1")
+        assert d._reader is None  # pollonly: no interrupt reader
+        known = d.engine.interrupt(bytes.fromhex(ON_BATTERY["16"]), 0)
+        bits = set(d.engine.status.bits)
+        unknown = d.engine.interrupt(bytes.fromhex("99 01"), 0)
+        await d.close()
+        return known, bits, unknown
+
+    known, bits, unknown = asyncio.run(go())
+    assert known and not unknown
+    assert "dischrg" in bits and "offline" in bits and "online" not in bits
+
+
+# -- unplug and replug --------------------------------------------------------------
+
+def test_unplug_then_replug_at_a_new_address():
+    ups = FakeUps(APC, address=5)
+    other = FakeUps(CPS, address=6)
+    bus = FakeBus(ups)
+
+    async def go():
+        # pollinterval 0: every poll reads the device, none is served from the buffer
+        d, ds = await started(bus, pollinterval="0")
+        assert d.info.device == "005"
+        bus.unplug(ups)
+        with pytest.raises(CommError):
+            await d.update()
+        await d.close()
+        with pytest.raises(CommError):
+            await d.open()  # nothing there
+        bus.plug(other)
+        with pytest.raises(CommError):
+            await d.open()  # another UPS is not ours
+        ups.set_report("0c 5a 10 02")  # it comes back at 90 %
+        bus.plug(ups, address=9)
+        await d.open()
+        await d.update()
+        got = (d.info.device, ds.getinfo("battery.charge"), ds.getinfo("ups.status"),
+               ds.getinfo("ups.model"))
+        await d.close()
+        return got
+
+    assert asyncio.run(go()) == ("009", "90", "OL", "Back-UPS ES 850G2")
+
+
+def test_unplug_seen_by_the_interrupt_reader():
+    ups = FakeUps(APC)
+    bus = FakeBus(ups)
+
+    async def go():
+        d, ds = await started(bus)
+        assert d._reader is not None
+        bus.unplug(ups)
+        await asyncio.wait_for(d.wait(NEVER), GUARD)
+        with pytest.raises(CommError):
+            await d.update()
+        await d.close()
+
+    asyncio.run(go())
