@@ -1,5 +1,9 @@
 """The report descriptor parser against real descriptors and NUT's reading of them."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from nutapp.drivers.usbhid import hidparser as hp
@@ -155,3 +159,31 @@ def test_insert_keeps_neighbouring_bits():
 def test_broken_descriptors_are_refused(broken):
     with pytest.raises(hp.HidError):
         hp.parse(broken)
+
+
+MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
+
+_MP_SCRIPT = """
+import sys
+sys.path.insert(0, %r)
+import hidparser as hp
+d = hp.parse(bytes(%r))
+for f in d.fields:
+    print(hp.path_to_string(f.path), f.kind, f.report_id, f.offset, f.size,
+          f.logical_min, f.logical_max, f.exponent())
+"""
+
+
+@pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="no micropython binary")
+@pytest.mark.parametrize("name,sub,length", DEVICES)
+def test_parser_runs_the_same_under_micropython(name, sub, length):
+    desc = FakeUps(name).descriptor
+    script = _MP_SCRIPT % (os.path.dirname(hp.__file__), list(desc))
+    r = subprocess.run([MICROPYTHON, "-c", script], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    d = hp.parse(desc)
+    want = ["%s %s %d %d %d %d %d %d" % (hp.path_to_string(f.path), f.kind, f.report_id,
+                                         f.offset, f.size, f.logical_min, f.logical_max,
+                                         f.exponent()) for f in d.fields]
+    assert r.stdout.splitlines() == want
