@@ -59,7 +59,11 @@ ups.conf options (as NUT's usbhid-ups(8) and nut_usb_addvars describe them):
     Do not repair known descriptor mistakes (CyberPower voltage ranges...).
 ``waitbeforereconnect``
     Seconds to wait before looking for the UPS again after it was lost.
-``maxreport``, ``explore``, ``interrupt_pipe_no_events_tolerance``
+``maxreport``
+    Ask for whole 255-byte buffers when reading reports, for firmware that
+    sends more than its descriptor says (on by itself for the APC Back-UPS
+    ES 525 and CS models).
+``explore``, ``interrupt_pipe_no_events_tolerance``
     Accepted for compatibility; they change nothing here.
 """
 
@@ -119,7 +123,7 @@ class UsbHidUps(Driver):
         "lbrb_log_delay_without_calibrating": "Apply lbrb_log_delay_sec always",
         "disable_fix_report_desc": "Do not fix known report descriptor mistakes",
         "waitbeforereconnect": "Seconds to wait before trying to reconnect",
-        "maxreport": "Accepted for compatibility",
+        "maxreport": "Read reports into a whole buffer (buggy APC Back-UPS firmware)",
         "explore": "Accepted for compatibility",
         "interrupt_pipe_no_events_tolerance": "Accepted for compatibility",
     }
@@ -268,6 +272,7 @@ class UsbHidUps(Driver):
         if "disable_fix_report_desc" not in self.options:
             sub.fix_report_desc(info, desc)
         transport.numbered = desc.numbered
+        transport.max_report = "maxreport" in self.options or sub.tweak(info) == "maxreport"
         return info, transport, desc, sub
 
     def _engine_options(self):

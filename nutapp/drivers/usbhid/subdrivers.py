@@ -14,7 +14,7 @@ Conversions receive a context (the engine) with ``get_string(index)``,
 ``getinfo(var)``, ``status`` (the `StatusBits`) and ``productid``.
 """
 
-from .hidparser import UsageNames, STANDARD_USAGES, FEATURE
+from .hidparser import UsageNames, STANDARD_USAGES
 from .mapping import (Info, Table, Conv, rw, cmd, boolean, STATIC, SEMI_STATIC, ABSENT,
                       QUICK, ENUM, ONLINE, DISCHARGING, CHARGING, LOWBATT, OVERLOAD,
                       REPLACEBATT, TRIM, BOOST, BYPASS_MANUAL, OFF, NOBATTERY, FANFAIL,
@@ -219,7 +219,20 @@ APC_TABLE = [
 ]
 
 
+# Back-UPS models whose firmware sends longer reports than their descriptor
+# says (usbhid-ups's "maxreport" tweak is switched on for them).
+APC_MAXREPORT_PRODUCTS = ("Back-UPS ES 525", "Back-UPS CS")
+
+
 class ApcSubdriver(Subdriver):
+    def tweak(self, dev):
+        t = Subdriver.tweak(self, dev)
+        if t is None and dev.productid == 0x0002:
+            for prefix in APC_MAXREPORT_PRODUCTS:
+                if (dev.product or "").startswith(prefix):
+                    return "maxreport"
+        return t
+
     def format_mfr(self, dev):
         return dev.manufacturer or "APC"
 
@@ -881,5 +894,4 @@ def select(dev, options):
     return None
 
 
-__all__ = ["Subdriver", "SUBDRIVERS", "select", "APC", "CPS", "MGE", "TRIPPLITE", "GENERIC",
-           "FEATURE"]
+__all__ = ["Subdriver", "SUBDRIVERS", "select", "APC", "CPS", "MGE", "TRIPPLITE", "GENERIC"]

@@ -22,6 +22,7 @@ import usb.util
 from .engine import DeviceGone
 
 TIMEOUT_MS = 5000
+MAX_REPORT = 255  # bytes asked for with the maxreport tweak
 
 # libusb errors that mean the device is gone or taken: reconnect.
 _GONE_ERRNOS = (errno.ENODEV, errno.ENXIO, errno.ENOENT, errno.EACCES, errno.EBUSY,
@@ -124,9 +125,12 @@ class UsbHidTransport:
         self.ep_in = ep_in
         self.packet_size = packet_size
         self.numbered = True
+        self.max_report = False  # ask for a whole buffer: firmware that overruns
 
     def get_feature(self, report_id, length):
         size = length + 1 if self.numbered else length
+        if self.max_report:
+            size = MAX_REPORT
         try:
             data = self.dev.ctrl_transfer(0xA1, 0x01, 0x0300 | report_id, self.interface,
                                           max(size, 1), TIMEOUT_MS)

@@ -42,6 +42,7 @@ class FakeUps:
         self.reports = {}  # report id -> bytes, report id first
         self.expect = []  # (path, type, report id, offset, size, value)
         self.sets = []  # SET_REPORT payloads received, in order
+        self.asked = {}  # report id -> wLength of the last GET_REPORT
         self.interrupts = collections.deque()
         self.cond = threading.Condition()
         self.plugged = False
@@ -240,6 +241,7 @@ class FakeBus(usb.backend.IBackend):
             if bRequest == 0x06:
                 answer = handle.get_descriptor(wValue >> 8, wValue & 0xFF, len(data))
             elif bRequest == 0x01 and bmRequestType == 0xA1 and wValue >> 8 == 3:
+                handle.asked[wValue & 0xFF] = len(data)
                 answer = handle.get_report(wValue & 0xFF)
             else:
                 raise usb.core.USBError("Pipe error", LIBUSB_ERROR_PIPE, errno.EPIPE)

@@ -371,3 +371,20 @@ def test_unplug_seen_by_the_interrupt_reader():
         await d.close()
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("product,options,asked", [
+    ("Back-UPS ES 850G2 FW:938.a2 .I USB FW:a2 ", {}, 3),  # id + 16 bits
+    ("Back-UPS ES 850G2 FW:938.a2 .I USB FW:a2 ", {"maxreport": "1"}, 255),
+    ("Back-UPS CS 650 FW:817.v4.I USB FW:v4", {}, 255),  # NUT's list of overrunning models
+])
+def test_report_buffer_size(product, options, asked):
+    ups = FakeUps(APC)
+    ups.strings[2] = product
+
+    async def go():
+        d, ds = await started(FakeBus(ups), **options)
+        await d.close()
+
+    asyncio.run(go())
+    assert ups.asked[0x31] == asked  # UPS.Input.Voltage, 16 bits
