@@ -686,7 +686,7 @@ def _tl_scaled(index):
 def _tl_chemistry(value, ctx):
     if ctx.productid in (0x1003, 0x2005):
         return "unknown"
-    return ctx.get_string(int(value))
+    return ctx.get_string(int(value)) or None
 
 
 _OUTLET = "UPS.OutletSystem.Outlet."

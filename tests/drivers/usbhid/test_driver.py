@@ -388,3 +388,35 @@ def test_report_buffer_size(product, options, asked):
 
     asyncio.run(go())
     assert ups.asked[0x31] == asked  # UPS.Input.Voltage, 16 bits
+
+
+TRIPPLITE = "tripplite-09ae-4003.ups"
+
+
+def test_tripplite_values_and_its_logged_loss_of_mains():
+    ups = FakeUps(TRIPPLITE)
+
+    async def go():
+        d, ds = await started(FakeBus(ups), pollinterval="0")
+        before = values(ds)
+        # the status report as the same log shows it later: ACPresent and all else 0
+        ups.set_report("32 64 00 00")
+        await d.update()
+        after = ds.getinfo("ups.status")
+        await d.close()
+        return before, after
+
+    before, after = asyncio.run(go())
+    assert {k: before[k] for k in (
+        "battery.charge", "battery.charge.low", "battery.runtime", "battery.voltage.nominal",
+        "battery.temperature", "input.voltage.nominal", "input.frequency", "input.transfer.low",
+        "input.transfer.high", "output.voltage", "ups.power.nominal", "ups.load",
+        "ups.timer.shutdown", "ups.test.result", "ups.status")} == {
+        "battery.charge": "100", "battery.charge.low": "25", "battery.runtime": "2311",
+        "battery.voltage.nominal": "72.0", "battery.temperature": "23.9",
+        "input.voltage.nominal": "120", "input.frequency": "60.0",
+        "input.transfer.low": "65.0", "input.transfer.high": "138.0",
+        "output.voltage": "120.0", "ups.power.nominal": "3000", "ups.load": "20",
+        "ups.timer.shutdown": "-1", "ups.test.result": "Done and passed", "ups.status": "OL"}
+    assert "battery.type" not in before  # its chemistry string was never logged
+    assert after == "OB"

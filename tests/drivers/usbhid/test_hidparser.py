@@ -16,6 +16,7 @@ DEVICES = [
     ("apc-back-ups-es-850g2.ups", subdrivers.APC, 1049),
     ("cyberpower-cp1500pfclcd.ups", subdrivers.CPS, 439),
     ("eaton-5sc-750.ups", subdrivers.MGE, 1538),
+    ("tripplite-09ae-4003.ups", subdrivers.TRIPPLITE, 1028),
 ]
 
 
