@@ -191,7 +191,10 @@ def open_hid(info, options):
     """
     dev = info.dev
     interface = _hex_option(options, "usb_hid_rep_index", 0)
-    desc_index = _hex_option(options, "usb_hid_desc_index", 0)
+    # Eaton units with bcdDevice 2.02 keep their Power Device descriptor at
+    # index 1 and report its length right only in the HID descriptor itself.
+    eaton_202 = info.vendorid == 0x0463 and info.bcd == 0x0202
+    desc_index = _hex_option(options, "usb_hid_desc_index", 1 if eaton_202 else 0)
     cfg = dev.get_active_configuration() if _has_config(dev) else None
     if cfg is None:
         dev.set_configuration()
@@ -208,7 +211,7 @@ def open_hid(info, options):
     if "usb_set_altinterface" in options:
         dev.set_interface_altsetting(interface, int(options["usb_set_altinterface"] or 0))
 
-    length = _report_descriptor_length(dev, intf, interface, desc_index)
+    length = _report_descriptor_length(dev, intf, interface, desc_index, eaton_202)
     rdesc = bytes(dev.ctrl_transfer(0x81, 0x06, 0x2200 | desc_index, interface, length,
                                     TIMEOUT_MS))
     ep_in = _hex_option(options, "usb_hid_ep_in", None)
@@ -233,14 +236,20 @@ def _has_config(dev):
         return False
 
 
-def _report_descriptor_length(dev, intf, interface, desc_index):
-    """wDescriptorLength from the HID descriptor after the interface (as lsusb shows)."""
-    extra = bytes(intf.extra_descriptors or b"")
-    i = 0
-    while i + 9 <= len(extra) and extra[i] >= 2:
-        if extra[i + 1] == 0x21 and extra[i] >= 9:
-            return extra[i + 7] | (extra[i + 8] << 8)
-        i += extra[i]
+def _report_descriptor_length(dev, intf, interface, desc_index, ask_first=False):
+    """wDescriptorLength of the report descriptor.
+
+    Taken from the HID descriptor that follows the interface descriptor (as
+    lsusb shows it: the reliable one on most units), else asked for with
+    GET_DESCRIPTOR.
+    """
+    if not ask_first:
+        extra = bytes(intf.extra_descriptors or b"")
+        i = 0
+        while i + 9 <= len(extra) and extra[i] >= 2:
+            if extra[i + 1] == 0x21 and extra[i] >= 9:
+                return extra[i + 7] | (extra[i + 8] << 8)
+            i += extra[i]
     hid = dev.ctrl_transfer(0x81, 0x06, 0x2100 | desc_index, interface, 9, TIMEOUT_MS)
     if len(hid) < 9:
         raise usb.core.USBError("short HID descriptor", errno=errno.EIO)

@@ -43,6 +43,7 @@ class FakeUps:
         self.expect = []  # (path, type, report id, offset, size, value)
         self.sets = []  # SET_REPORT payloads received, in order
         self.asked = {}  # report id -> wLength of the last GET_REPORT
+        self.descriptor_requests = []  # wValue of each GET_DESCRIPTOR
         self.interrupts = collections.deque()
         self.cond = threading.Condition()
         self.plugged = False
@@ -239,6 +240,7 @@ class FakeBus(usb.backend.IBackend):
         handle.check()
         if bmRequestType & 0x80:
             if bRequest == 0x06:
+                handle.descriptor_requests.append(wValue)
                 answer = handle.get_descriptor(wValue >> 8, wValue & 0xFF, len(data))
             elif bRequest == 0x01 and bmRequestType == 0xA1 and wValue >> 8 == 3:
                 handle.asked[wValue & 0xFF] = len(data)

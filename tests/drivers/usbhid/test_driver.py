@@ -420,3 +420,20 @@ def test_tripplite_values_and_its_logged_loss_of_mains():
         "ups.timer.shutdown": "-1", "ups.test.result": "Done and passed", "ups.status": "OL"}
     assert "battery.type" not in before  # its chemistry string was never logged
     assert after == "OB"
+
+
+@pytest.mark.parametrize("bcd,requests", [
+    (0x0100, [0x2200]),  # length from the interface's HID descriptor, index 0
+    (0x0202, [0x2101, 0x2201]),  # asked for, at index 1, as NUT does for these units
+])
+def test_eaton_report_descriptor_index(bcd, requests):
+    ups = FakeUps(EATON)
+    ups.bcd = bcd
+
+    async def go():
+        d, ds = await started(FakeBus(ups))
+        await d.close()
+        return ds.getinfo("ups.model")
+
+    assert asyncio.run(go()) == "Eaton 5SC 750"
+    assert [w for w in ups.descriptor_requests if w >> 8 in (0x21, 0x22)] == requests

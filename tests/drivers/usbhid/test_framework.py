@@ -3,8 +3,9 @@
 The driver runs in this process (its USB bus is the fake one) inside
 `nutapp.drivers.main.DriverProcess`, with its socket in a state directory;
 Debian's upsd 2.8.0 reads that socket and Debian's upsc asks upsd. The UPS
-is unplugged and plugged back at another address: upsc must see the data
-go stale and come back with the new readings.
+takes a command and a setting from Debian's upscmd and upsrw, then is
+unplugged and plugged back at another address: upsc must see the data go
+stale and come back with the new readings.
 """
 
 import asyncio
@@ -24,9 +25,11 @@ from .fakeusb import FakeUps, FakeBus
 
 UPSD = next((p for p in ("/lib/nut/upsd", "/usr/sbin/upsd") if os.path.exists(p)), None)
 UPSC = shutil.which("upsc")
+UPSCMD = shutil.which("upscmd")
+UPSRW = shutil.which("upsrw")
 GUARD = 60  # seconds: only a safety net against a hang, never a measured bound
 
-pytestmark = pytest.mark.skipif(UPSD is None or UPSC is None,
+pytestmark = pytest.mark.skipif(None in (UPSD, UPSC, UPSCMD, UPSRW),
                                 reason="Debian's nut-server/nut-client not installed")
 
 
@@ -50,7 +53,8 @@ class NutDirs:
         self.port = _free_port()
         self.write("ups.conf", "[ups]\n\tdriver = usbhid-ups\n\tport = auto\n")
         self.write("upsd.conf", "LISTEN 127.0.0.1 %d\n" % self.port)
-        self.write("upsd.users", "[admin]\n\tpassword = adminpass\n\tinstcmds = ALL\n")
+        self.write("upsd.users", "[admin]\n\tpassword = adminpass\n\tactions = SET\n"
+                   "\tinstcmds = ALL\n")
         try:
             self.gid = grp.getgrnam("nut").gr_gid
         except KeyError:
@@ -72,12 +76,16 @@ class NutDirs:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-async def upsc(dirs, *args):
+async def run_tool(dirs, tool, *args):
     p = await asyncio.create_subprocess_exec(
-        UPSC, "ups@127.0.0.1:%d" % dirs.port, *args, env=dirs.env,
+        tool, *args, env=dirs.env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await p.communicate()
     return p.returncode, out.decode(), err.decode()
+
+
+async def upsc(dirs, *args):
+    return await run_tool(dirs, UPSC, "ups@127.0.0.1:%d" % dirs.port, *args)
 
 
 async def until(check, what):
@@ -120,6 +128,25 @@ def test_unplug_and_replug_seen_through_debian_upsd():
             assert "battery.charge: 100" in dump
             assert "ups.model: Back-UPS ES 850G2" in dump
             assert "driver.name: usbhid-ups" in dump
+
+            # a command and a setting, from Debian's clients through upsd
+            target = "ups@127.0.0.1:%d" % dirs.port
+            rc, _, err = await run_tool(dirs, UPSCMD, "-u", "admin", "-p", "adminpass",
+                                        target, "beeper.disable")
+            assert rc == 0, err
+            rc, _, err = await run_tool(dirs, UPSRW, "-s", "battery.charge.low=25", "-u",
+                                        "admin", "-p", "adminpass", target)
+            assert rc == 0, err
+
+            async def written():
+                return len(ups.sets) >= 2
+            await until(written, "the UPS receives the command and the setting")
+            assert ups.sets[:2] == [bytes.fromhex("18 01"), bytes.fromhex("11 19")]
+
+            async def low25():
+                rc, out, _ = await upsc(dirs, "battery.charge.low")
+                return rc == 0 and out.strip() == "25"
+            await until(low25, "upsc reads the new battery.charge.low back")
 
             bus.unplug(ups)
 
