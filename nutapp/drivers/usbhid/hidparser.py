@@ -329,16 +329,27 @@ def _global_item(tag, raw, size, state, pushed):
     return False
 
 
+# Bounds no real UPS comes near, so a garbled descriptor cannot make the
+# parser allocate or loop without end.
+MAX_FIELDS = 4096
+MAX_REPORT_BITS = 8 * 4096
+
+
 def _add_fields(fields, offsets, path, usages, usage_range, state, kind, flags):
+    if state["count"] * state["size"] > MAX_REPORT_BITS or state["count"] > MAX_FIELDS:
+        raise HidError("report of %d x %d bits is beyond any UPS"
+                       % (state["count"], state["size"]))
     key = (state["rid"], kind)
     offset = offsets.get(key, 0)
     names = list(usages)
     lo, hi = usage_range
     if lo is not None and hi is not None and hi >= lo:
         u = lo
-        while u <= hi and len(names) < state["count"]:
+        while u <= hi and len(names) < state["count"]:  # bounded by count
             names.append(u)
             u += 1
+    if len(fields) + state["count"] > MAX_FIELDS:
+        raise HidError("more than %d fields" % MAX_FIELDS)
     for i in range(state["count"]):
         if i < len(names) and names[i] != 0:
             fields.append(HidField(path + [names[i]], kind, state["rid"], offset,

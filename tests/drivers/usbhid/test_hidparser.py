@@ -156,6 +156,7 @@ def test_insert_keeps_neighbouring_bits():
     bytes([0x05, 0x84, 0x27, 0xFF]),  # item cut short
     bytes(UPS),  # collection never closed
     bytes([0xC0]),  # End Collection alone
+    bytes(UPS) + bytes([0x75, 0x08, 0x97, 0xFF, 0xFF, 0xFF, 0x7F, 0x81, 0x02, 0xC0]),  # huge
 ])
 def test_broken_descriptors_are_refused(broken):
     with pytest.raises(hp.HidError):
@@ -188,3 +189,42 @@ def test_parser_runs_the_same_under_micropython(name, sub, length):
                                          f.offset, f.size, f.logical_min, f.logical_max,
                                          f.exponent()) for f in d.fields]
     assert r.stdout.splitlines() == want
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_parse_or_fail_cleanly(data):
+    try:
+        d = hp.parse(data)
+    except hp.HidError:
+        return
+    for f in d.fields:
+        assert f.size >= 0 and f.offset >= 0
+        f.to_physical(f.extract(b"\xff" * 8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 32), st.integers(0, 40), st.integers(-(2 ** 31), 2 ** 31 - 1),
+       st.binary(min_size=10, max_size=10))
+def test_insert_then_extract_round_trips(size, offset, value, background):
+    # a signed field of `size` bits at `offset`, written over arbitrary bits
+    lo, hi = -(1 << (size - 1)), (1 << (size - 1)) - 1
+    if size == 1:
+        lo, hi = 0, 1
+    value = max(lo, min(hi, value))
+    desc = _desc(UPS, (0x75, size, 0x95, 0x01, 0x17) + tuple(lo.to_bytes(4, "little",
+                                                                          signed=True))
+                 + (0x27,) + tuple(hi.to_bytes(4, "little", signed=True))
+                 + (0x09, 0x30, 0xB1, 0x02), END)
+    f = hp.parse(desc).fields[0]
+    f.offset = offset
+    data = bytearray(background)
+    f.insert(data, value)
+    assert f.extract(data) == value
+    mask = ((1 << size) - 1) << offset
+    before = int.from_bytes(background, "little")
+    after = int.from_bytes(bytes(data), "little")
+    assert before & ~mask == after & ~mask  # nothing else changed
