@@ -22,7 +22,8 @@ ups.conf options (as NUT's usbhid-ups(8) and nut_usb_addvars describe them):
     whole value: ids as 4 hex digits (``051d``), bus and device as 3
     decimal digits (``002``), strings with surrounding blanks trimmed.
 ``busport``
-    Accepted and ignored (pyusb gives no stable port path on every OS).
+    Regular expression for the port number on the hub (3 digits), where the
+    OS tells it; steadier than ``device`` across re-plugging.
 ``allow_duplicates``
     Skip a matching device that another process holds, try the next.
 ``subdriver``
@@ -63,8 +64,12 @@ ups.conf options (as NUT's usbhid-ups(8) and nut_usb_addvars describe them):
     Ask for whole 255-byte buffers when reading reports, for firmware that
     sends more than its descriptor says (on by itself for the APC Back-UPS
     ES 525 and CS models).
-``explore``, ``interrupt_pipe_no_events_tolerance``
-    Accepted for compatibility; they change nothing here.
+``interrupt_pipe_no_events_tolerance``
+    After this many polls in a row without any interrupt report, take the
+    UPS for frozen and reconnect (default -1: never). Some APC BX units
+    need it.
+``explore``
+    Accepted for compatibility; it changes nothing here.
 """
 
 import asyncio
@@ -97,7 +102,7 @@ class UsbHidUps(Driver):
         "serial": "Regular expression to match UPS Serial number",
         "bus": "Regular expression to match USB bus name",
         "device": "Regular expression to match USB device name",
-        "busport": "Regular expression to match USB bus port name (ignored)",
+        "busport": "Regular expression to match USB bus port name",
         "allow_duplicates": "Take the first free match if several UPSes fit",
         "subdriver": "Explicit USB HID subdriver selection",
         "usb_set_altinterface": "Force a set_interface_altsetting call (value)",
@@ -125,7 +130,7 @@ class UsbHidUps(Driver):
         "waitbeforereconnect": "Seconds to wait before trying to reconnect",
         "maxreport": "Read reports into a whole buffer (buggy APC Back-UPS firmware)",
         "explore": "Accepted for compatibility",
-        "interrupt_pipe_no_events_tolerance": "Accepted for compatibility",
+        "interrupt_pipe_no_events_tolerance": "Polls without interrupt reports before a reconnect",
     }
 
     #: pyusb backend; None means pyusb's default (libusb). Tests set a fake.
@@ -142,6 +147,7 @@ class UsbHidUps(Driver):
         self._reader = None
         self._stop = threading.Event()
         self._gone = False
+        self._quiet_polls = 0
         self._lock = asyncio.Lock()
         self._loop = None
 
@@ -169,6 +175,7 @@ class UsbHidUps(Driver):
         self._identity = self.info.identity()
         self._lost = False
         self._gone = False
+        self._quiet_polls = 0
         self._events.clear()
         if self.engine.use_interrupt and self.transport.ep_in is not None:
             self._stop.clear()
@@ -217,7 +224,10 @@ class UsbHidUps(Driver):
             await self._loop.run_in_executor(None, reader.join, 2.0)
         transport, self.transport = self.transport, None
         if transport is not None and self._loop is not None:
-            await self._loop.run_in_executor(None, transport.close)
+            try:
+                await self._loop.run_in_executor(None, transport.close)
+            except usb.core.USBError as e:  # closing a device that is gone
+                log.debug("%s: close: %s", self.upsname, e)
         self.engine = None
 
     # -- device search ----------------------------------------------------
@@ -226,8 +236,6 @@ class UsbHidUps(Driver):
             matcher = usbdev.Matcher(self.options)
         except ValueError as e:
             raise DriverError(str(e))
-        if "busport" in self.options:
-            log.warning("%s: busport is not supported here and is ignored", self.upsname)
         problems = []
         try:
             devices = usbdev.scan(self.backend)
@@ -298,10 +306,17 @@ class UsbHidUps(Driver):
     # -- polling and events ----------------------------------------------
     def _poll(self):
         now = time.monotonic()
+        events = 0
         while self._events:
             self.engine.interrupt(self._events.popleft(), now)
+            events += 1
         if self._gone:
             raise DeviceGone("interrupt endpoint failed")
+        if self._reader is not None:
+            self._quiet_polls = 0 if events else self._quiet_polls + 1
+            tolerance = int(self.options.get("interrupt_pipe_no_events_tolerance") or -1)
+            if 0 <= tolerance < self._quiet_polls:
+                raise DeviceGone("no interrupt report for %d polls" % self._quiet_polls)
         self.engine.update(now)
 
     def _read_interrupts(self):

@@ -2,10 +2,10 @@
 
 `scan` lists the HID devices on the buses with their identity strings;
 `Matcher` applies NUT's device-matching options (vendorid, productid,
-vendor, product, serial, bus, device: extended regular expressions,
-case-insensitive, matching the whole value with surrounding blanks
-trimmed; ids as four lower-case hex digits, bus and device as three
-decimal digits). `open_hid` claims the HID interface (detaching a kernel
+vendor, product, serial, bus, device, busport: extended regular
+expressions, case-insensitive, matching the whole value with surrounding
+blanks trimmed; ids as four lower-case hex digits, bus, device and port
+as three decimal digits). `open_hid` claims the HID interface (detaching a kernel
 driver that holds it), reads the report descriptor and returns a
 `UsbHidTransport`, the engine's window on the device.
 
@@ -91,7 +91,8 @@ def _string(dev, index):
 class Matcher:
     """NUT's regex matcher over the ups.conf options."""
 
-    FIELDS = ("vendorid", "productid", "vendor", "product", "serial", "bus", "device")
+    FIELDS = ("vendorid", "productid", "vendor", "product", "serial", "bus", "device",
+              "busport")
 
     def __init__(self, options):
         self.patterns = {}
@@ -107,7 +108,8 @@ class Matcher:
     def matches(self, info):
         values = {"vendorid": "%04x" % info.vendorid, "productid": "%04x" % info.productid,
                   "vendor": info.manufacturer, "product": info.product,
-                  "serial": info.serial, "bus": info.bus, "device": info.device}
+                  "serial": info.serial, "bus": info.bus, "device": info.device,
+                  "busport": info.busport}
         for name, pattern in self.patterns.items():
             value = (values[name] or "").strip(" \t\n")
             if pattern.fullmatch(value) is None:

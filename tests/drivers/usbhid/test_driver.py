@@ -437,3 +437,34 @@ def test_eaton_report_descriptor_index(bcd, requests):
 
     assert asyncio.run(go()) == "Eaton 5SC 750"
     assert [w for w in ups.descriptor_requests if w >> 8 in (0x21, 0x22)] == requests
+
+
+def test_busport_option_matches_the_hub_port():
+    async def go(port):
+        d, ds = make(FakeBus(FakeUps(APC)), busport=port)
+        try:
+            await d.open()
+        except CommError:
+            return False
+        await d.close()
+        return True
+
+    assert asyncio.run(go("001"))  # the fake hangs every UPS on port 1
+    assert not asyncio.run(go("002"))
+
+
+def test_silent_interrupt_pipe_means_reconnect_when_tolerance_is_set():
+    async def go(tolerance):
+        d, ds = await started(FakeBus(FakeUps(APC)),
+                              interrupt_pipe_no_events_tolerance=tolerance)
+        try:
+            for _ in range(3):
+                await d.update()
+        except CommError:
+            return "reconnect"
+        finally:
+            await d.close()
+        return "fine"
+
+    assert asyncio.run(go("1")) == "reconnect"
+    assert asyncio.run(go("-1")) == "fine"
