@@ -246,7 +246,7 @@ class UsbHidUps(Driver):
         for info in devices:
             if self._identity is not None and info.identity() != self._identity:
                 continue
-            if not matcher.matches(info):
+            if not matcher.matches(info) or not self._candidate(info):
                 continue
             opened = self._try_open(info, problems)
             if opened is not None:
@@ -254,6 +254,17 @@ class UsbHidUps(Driver):
         if problems:
             raise CommError("no usable HID UPS found: " + "; ".join(problems))
         raise CommError("no matching HID UPS found")
+
+    def _candidate(self, info):
+        """Worth opening: a subdriver knows its ids, or ups.conf points at it.
+
+        Opening means taking the interface from the kernel, so a keyboard
+        on the same Pi is left alone unless ``vendorid`` or ``subdriver``
+        names it (the generic Power Device table may then take it).
+        """
+        if "subdriver" in self.options or "vendorid" in self.options:
+            return True
+        return any(sub.claim(info, self.options) for sub in subdrivers.SUBDRIVERS)
 
     def _try_open(self, info, problems):
         try:
@@ -266,14 +277,14 @@ class UsbHidUps(Driver):
         try:
             desc = hidparser.parse(rdesc)
         except hidparser.HidError as e:
-            transport.close()
+            transport.close(give_back=True)
             problems.append("%04x:%04x: bad report descriptor: %s"
                             % (info.vendorid, info.productid, e))
             return None
         info.power_device = bool(desc.fields) and desc.fields[0].path[:1] == (UPS_COLLECTION,)
         sub = subdrivers.select(info, self.options)
         if sub is None:
-            transport.close()
+            transport.close(give_back=True)
             if "subdriver" in self.options:
                 raise DriverError("no subdriver matches %r" % self.options["subdriver"])
             return None

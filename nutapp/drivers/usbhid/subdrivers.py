@@ -5,7 +5,8 @@ the HID Power Device names, its mapping table (HID path -> NUT variable,
 status bit or command) and the fixes its firmware's descriptors need. The
 facts (usages, paths, ids, quirks) are those of NUT's apc-hid, cps-hid,
 mge-hid and tripplite-hid subdrivers; `GENERIC` maps only the standard
-Power Device paths, for a UPS no vendor subdriver claims.
+Power Device paths, for a UPS no vendor subdriver claims (tried only when
+ups.conf names the device by ``vendorid`` or ``subdriver``).
 
 A table lists alternatives for one variable in order of preference: the
 first row whose path the device has, and that yields a value, wins.

@@ -127,6 +127,7 @@ class UsbHidTransport:
         self.ep_in = ep_in
         self.packet_size = packet_size
         self.numbered = True
+        self.detached = False  # we took the interface from a kernel driver
         self.max_report = False  # ask for a whole buffer: firmware that overruns
 
     def get_feature(self, report_id, length):
@@ -178,11 +179,18 @@ class UsbHidTransport:
     def pause(self, seconds):
         time.sleep(seconds)
 
-    def close(self):
+    def close(self, give_back=False):
+        """Release the interface; `give_back` re-attaches the kernel driver we
+        detached (for a device that turned out not to be a UPS)."""
         try:
             usb.util.release_interface(self.dev, self.interface)
         except (usb.core.USBError, ValueError):
             pass
+        if give_back and self.detached:
+            try:
+                self.dev.attach_kernel_driver(self.interface)
+            except (usb.core.USBError, NotImplementedError):
+                pass
         usb.util.dispose_resources(self.dev)
 
 
@@ -204,9 +212,13 @@ def open_hid(info, options):
     intf = usb.util.find_descriptor(cfg, bInterfaceNumber=interface)
     if intf is None:
         raise usb.core.USBError("no interface %d" % interface, errno=errno.ENOENT)
+    if intf.bInterfaceClass != 3:
+        raise usb.core.USBError("interface %d is not HID" % interface, errno=errno.ENODEV)
+    detached = False
     try:
         if dev.is_kernel_driver_active(interface):
             dev.detach_kernel_driver(interface)
+            detached = True
     except NotImplementedError:
         pass
     usb.util.claim_interface(dev, interface)
@@ -227,7 +239,9 @@ def open_hid(info, options):
                 break
     if ep_in is not None and not ep_in & 0x80:
         ep_in |= 0x80
-    return UsbHidTransport(info, interface, ep_in, packet), rdesc
+    transport = UsbHidTransport(info, interface, ep_in, packet)
+    transport.detached = detached
+    return transport, rdesc
 
 
 def _has_config(dev):

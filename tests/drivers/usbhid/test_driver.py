@@ -468,3 +468,47 @@ def test_silent_interrupt_pipe_means_reconnect_when_tolerance_is_set():
 
     assert asyncio.run(go("1")) == "reconnect"
     assert asyncio.run(go("-1")) == "fine"
+
+
+def test_other_hid_devices_are_left_to_the_kernel():
+    keyboard = FakeUps("not-a-ups.ups", address=3)
+    bus = FakeBus(keyboard, FakeUps(APC, address=5))
+
+    async def go():
+        d, ds = await started(bus)
+        await d.close()
+        return ds.getinfo("ups.model")
+
+    assert asyncio.run(go()) == "Back-UPS ES 850G2"
+    # its strings were read, as NUT reads them to match; its interface not touched
+    assert keyboard.kernel_driver
+    assert [w for w in keyboard.descriptor_requests if w >> 8 != 0x03] == []
+
+
+def test_a_device_named_in_ups_conf_that_is_no_ups_gets_its_driver_back():
+    keyboard = FakeUps("not-a-ups.ups", address=3)
+
+    async def go():
+        d, ds = make(FakeBus(keyboard), vendorid="1234")
+        with pytest.raises(CommError):
+            await d.open()
+
+    asyncio.run(go())
+    assert 0x2200 in keyboard.descriptor_requests  # it was looked at
+    assert keyboard.kernel_driver  # and handed back
+
+
+def test_unknown_vendor_power_device_uses_the_generic_table():
+    ups = FakeUps(APC)
+    ups.vendorid, ups.productid = 0x1234, 0x0001
+
+    async def go():
+        d, ds = await started(FakeBus(ups), vendorid="1234")
+        await d.close()
+        return values(ds), commands(ds)
+
+    got, cmds = asyncio.run(go())
+    assert got["driver.version.data"].startswith("Generic HID Power Device")
+    assert (got["battery.charge"], got["battery.runtime"], got["ups.status"]) == \
+        ("100", "868", "OL")
+    assert {"beeper.disable", "test.battery.start.quick", "load.off.delay"} <= cmds
