@@ -3,7 +3,9 @@
 The driver finds the UPS by NUT's matching options, claims its HID
 interface (detaching the kernel's usbhid driver if it holds it), reads the
 report descriptor and picks a subdriver (APC, CyberPower, Eaton/MGE, Tripp
-Lite, or the generic Power Device table). It then polls Feature reports
+Lite by USB ids; the generic Power Device table for a device ups.conf names
+by ``vendorid`` or ``subdriver``). Other USB devices are never claimed, so
+the kernel keeps its keyboards and mice. It then polls Feature reports
 every ``pollinterval`` and listens on the interrupt IN endpoint in a
 thread: an Input report (the UPS going on battery, say) wakes the poll
 loop at once instead of at the next interval.
