@@ -132,7 +132,7 @@ class UsbHidUps(Driver):
         "waitbeforereconnect": "Seconds to wait before trying to reconnect",
         "maxreport": "Read reports into a whole buffer (buggy APC Back-UPS firmware)",
         "explore": "Accepted for compatibility",
-        "interrupt_pipe_no_events_tolerance": "Polls without interrupt data before reconnecting",
+        "interrupt_pipe_no_events_tolerance": "Quiet polls before reconnecting",
     }
 
     #: pyusb backend; None means pyusb's default (libusb). Tests set a fake.
