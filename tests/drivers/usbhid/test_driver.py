@@ -512,3 +512,47 @@ def test_unknown_vendor_power_device_uses_the_generic_table():
     assert (got["battery.charge"], got["battery.runtime"], got["ups.status"]) == \
         ("100", "868", "OL")
     assert {"beeper.disable", "test.battery.start.quick", "load.off.delay"} <= cmds
+
+
+def test_apc_values_follow_the_logged_reports():
+    # what NUT's log decoded, through the APC table's formats
+    async def go():
+        d, ds = await started(FakeBus(FakeUps(APC)))
+        await d.close()
+        return values(ds)
+
+    got = asyncio.run(go())
+    assert {k: got[k] for k in ("input.voltage", "battery.voltage", "battery.runtime",
+                                "ups.load", "battery.mfr.date", "battery.date",
+                                "ups.mfr.date")} == {
+        "input.voltage": "228.0", "battery.voltage": "13.4", "battery.runtime": "868",
+        "ups.load": "34", "battery.mfr.date": "2021/03/02", "battery.date": "2001/09/25",
+        "ups.mfr.date": "2021/03/02"}
+
+
+def test_quick_and_full_updates():
+    # every poll reads the status; the rest waits for pollfreq, or for a change
+    # made through the driver
+    ups = FakeUps(APC)
+
+    async def go():
+        d, ds = await started(FakeBus(ups), pollonly="1", pollfreq="30", pollinterval="0")
+        t0 = d.engine.last_full
+        ups.set_report("31 dc 00")  # input voltage 220
+        ups.set_report("16 0c 01 00 00")  # NeedReplacement
+        d.engine.update(t0 + 5)
+        quick = (ds.getinfo("input.voltage"), ds.getinfo("ups.status"))
+        d.engine.update(t0 + 31)
+        full = (ds.getinfo("input.voltage"), ds.getinfo("ups.status"),
+                ds.getinfo("ups.alarm"))
+        ups.set_report("31 e6 00")  # 230
+        await d.setvar("battery.charge.low", "15")
+        d.engine.update(t0 + 32)  # a change was made: full update at once
+        after_set = ds.getinfo("input.voltage")
+        await d.close()
+        return quick, full, after_set
+
+    quick, full, after_set = asyncio.run(go())
+    assert quick == ("228.0", "OL")  # NeedReplacement is not a quick-poll bit
+    assert full == ("220.0", "ALARM OL RB", "Replace battery!")
+    assert after_set == "230.0"
