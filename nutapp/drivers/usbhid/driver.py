@@ -57,7 +57,8 @@ ups.conf options (as NUT's usbhid-ups(8) and nut_usb_addvars describe them):
     once), and the charge at or above which changes do not warn.
 ``lbrb_log_delay_sec``, ``lbrb_log_delay_without_calibrating``
     Hold LB and RB back for this many seconds while online (and calibrating,
-    unless the second flag is set): APC BX...MI units flap them.
+    unless the second flag is set). APC BX...MI, BVK...M2 and BK...M2-CH
+    units flap them: for those the delay defaults to 3 s.
 ``disable_fix_report_desc``
     Do not repair known descriptor mistakes (CyberPower voltage ranges...).
 ``waitbeforereconnect``
@@ -299,6 +300,10 @@ class UsbHidUps(Driver):
     def _engine_options(self):
         opts = dict(self.options)
         opts.setdefault("pollinterval", str(self.poll_interval))
+        if "lbrb_log_delay_sec" not in opts and _flaps_lb_rb(self.info):
+            opts["lbrb_log_delay_sec"] = "3"
+            log.info("%s: defaulting lbrb_log_delay_sec=3 for %s", self.upsname,
+                     self.info.product)
         return opts
 
     def _publish_identity(self, sub):
@@ -350,3 +355,21 @@ class UsbHidUps(Driver):
         if self.engine is not None:
             for line in self.engine.take_log():
                 log.warning("%s: %s", self.upsname, line)
+
+
+def _flaps_lb_rb(info):
+    """APC BX...MI, BVK...M2 and BK...M2-CH units, which report LB and RB for
+    a few seconds at a time (usbhid-ups delays those by 3 s on them)."""
+    if info.manufacturer not in ("APC", "American Power Conversion"):
+        return False
+    p = info.product or ""
+
+    def model(prefix):
+        return p.startswith(prefix) or (" " + prefix) in p
+
+    if len(p) > 6 and model("BX") and p.endswith("MI"):
+        return True
+    if len(p) > 7 and model("BVK") and p.endswith("M2"):
+        return True
+    return len(p) > 9 and model("BK") and p[-5:-3] == "M2" and p[-3] in "-_" \
+        and p.endswith("CH")

@@ -556,3 +556,22 @@ def test_quick_and_full_updates():
     assert quick == ("228.0", "OL")  # NeedReplacement is not a quick-poll bit
     assert full == ("220.0", "ALARM OL RB", "Replace battery!")
     assert after_set == "230.0"
+
+
+@pytest.mark.parametrize("product,delay", [
+    ("Back-UPS BX1600MI", 3),
+    ("Back-UPS BVK650M2", 3),
+    ("Back-UPS BK650M2-CH", 3),
+    ("Back-UPS ES 850G2 FW:938.a2 .I USB FW:a2 ", 0),
+])
+def test_lb_rb_delay_defaults_for_flapping_apc_models(product, delay):
+    ups = FakeUps(APC)
+    ups.strings[2] = product
+
+    async def go():
+        d, ds = await started(FakeBus(ups))
+        got = d.engine.status.opts.lbrb_delay
+        await d.close()
+        return got
+
+    assert asyncio.run(go()) == delay
