@@ -21,7 +21,8 @@ from .mapping import (Info, Table, Conv, rw, cmd, boolean, STATIC, SEMI_STATIC, 
                       REPLACEBATT, TRIM, BOOST, BYPASS_MANUAL, OFF, NOBATTERY, FANFAIL,
                       SHUTDOWNIMM, OVERHEAT, AWAITINGPOWER, COMMFAULT, TIMELIMITEXPIRED,
                       BATTVOLTLO, BATTVOLTHI, CHARGERFAIL, FULLYCHARGED, DEPLETED, VRANGE,
-                      FRANGE, TEST_READ, BEEPER, YES_NO, DATE, STRINGID, KELVIN_CELSIUS)
+                      FRANGE, TEST_READ, BEEPER, YES_NO, ON_OFF, DATE, STRINGID,
+                      KELVIN_CELSIUS)
 
 # Delays NUT uses when ups.conf sets none (seconds, as strings).
 DEFAULT_ONDELAY = "30"
@@ -465,7 +466,10 @@ MGE_USAGES = (
     ("VoltageTooHigh", 0xFFFF0074), ("VoltageTooLow", 0xFFFF0075),
     ("FanFailure", 0xFFFF0077), ("WiringFault", 0xFFFF0078), ("OverThreshold", 0xFFFF007E),
     ("Country", 0xFFFF0095), ("Time", 0xFFFF0097), ("System", 0xFFFF00E5),
-    ("iVersion", 0xFFFF00F1),
+    ("iVersion", 0xFFFF00F1), ("EnergySaving", 0xFFFF0046), ("StartOnBattery", 0xFFFF0047),
+    ("Schedule", 0xFFFF0048), ("ShutdownTimer", 0xFFFF005D), ("ControlStandby", 0xFFFF0072),
+    ("Floating", 0xFFFF0079), ("Efficiency", 0xFFFF0086), ("ABMEnable", 0xFFFF0087),
+    ("Mode", 0xFFFF0094), ("iModel", 0xFFFF00F0), ("iPartNumber", 0xFFFF00F3),
 )
 
 
@@ -502,6 +506,7 @@ def _capacity(value, ctx):
 
 
 MGE_SENSITIVITY = Table((0, "normal"), (1, "high"), (2, "low"))
+EATON_ENABLE = Table((0, "disabled"), (1, "enabled"))
 MGE_ONBATT = Table((1, "!online"), (0, "online"))
 MGE_UPSTYPE = Table((1, "offline / line interactive"), (2, "online"),
                     (3, "online - unitary/parallel"),
@@ -509,6 +514,8 @@ MGE_UPSTYPE = Table((1, "offline / line interactive"), (2, "online"),
                     (5, "online - hot standby redundancy"))
 _PC = "UPS.PowerConverter."
 _BS = "UPS.BatterySystem."
+_MAIN = "UPS.OutletSystem.Outlet.[1]."
+_GROUP1 = "UPS.OutletSystem.Outlet.[2]."
 
 MGE_TABLE = [
     Info("battery.charge", _PS + "RemainingCapacity", "%.0f"),
@@ -525,8 +532,12 @@ MGE_TABLE = [
     Info("battery.voltage.nominal", _BS + "ConfigVoltage", "%.0f", STATIC),
     rw("battery.protection", _BS + "Battery.DeepDischargeProtection", "%s", SEMI_STATIC,
        YES_NO, length=5),
+    rw("battery.energysave", _PC + "Input.[3].EnergySaving", "%s", SEMI_STATIC, YES_NO,
+       length=5),
     Info("ups.firmware", _PS + "iVersion", "%s", STATIC, STRINGID),
     Info("ups.load", _PS + "PercentLoad", "%.0f"),
+    rw("ups.load.high", "UPS.Flow.[4].ConfigPercentLoad", "%.0f", SEMI_STATIC, length=5),
+    Info("ups.efficiency", _PC + "Output.Efficiency", "%.0f"),
     rw("ups.delay.start", _PS + "DelayBeforeStartup", DEFAULT_ONDELAY, ABSENT),
     rw("ups.delay.shutdown", _PS + "DelayBeforeShutdown", DEFAULT_OFFDELAY, ABSENT),
     Info("ups.timer.start", _PS + "DelayBeforeStartup", "%.0f", QUICK),
@@ -545,6 +556,9 @@ MGE_TABLE = [
     rw("ups.start.auto", _PC + "Input.[1].AutomaticRestart", "%s", SEMI_STATIC, YES_NO,
        length=5),
     rw("ups.start.reboot", _PC + "Output.ForcedReboot", "%s", SEMI_STATIC, YES_NO, length=5),
+    rw("ups.start.battery", _PC + "Input.[3].StartOnBattery", "%s", SEMI_STATIC, YES_NO,
+       length=5),
+    rw("ups.shutdown", _PSS + "Switchable", "%s", SEMI_STATIC | ENUM, EATON_ENABLE),
     Info("ups.type", _PC + "ConverterType", "%s", STATIC, MGE_UPSTYPE),
     boolean(_PSS + "ACPresent", ONLINE, QUICK),
     boolean(_PC + "Input.[1].PresentStatus.Used", ONLINE),
@@ -611,6 +625,18 @@ MGE_TABLE = [
     Info("output.powerfactor", _PC + "Output.PowerFactor", "%s", 0, Conv(_powerfactor)),
     rw("output.voltage.nominal", "UPS.Flow.[4].ConfigVoltage", "%.0f", SEMI_STATIC,
        length=3),
+    # the main outlet group is Outlet.[1]; the first switchable one Outlet.[2]
+    Info("outlet.id", _MAIN + "OutletID", "%.0f", STATIC),
+    rw("outlet.desc", _MAIN + "OutletID", "Main Outlet", ABSENT, length=20),
+    Info("outlet.switchable", _MAIN + "PresentStatus.Switchable", "%s", STATIC, YES_NO),
+    Info("outlet.power", _MAIN + "ApparentPower", "%.0f"),
+    Info("outlet.realpower", _MAIN + "ActivePower", "%.0f"),
+    Info("outlet.current", _MAIN + "Current", "%.2f"),
+    Info("outlet.1.id", _GROUP1 + "OutletID", "%.0f", STATIC),
+    rw("outlet.1.desc", _GROUP1 + "OutletID", "PowerShare Outlet 1", ABSENT, length=20),
+    Info("outlet.1.switchable", _GROUP1 + "PresentStatus.Switchable", "%s", STATIC, YES_NO),
+    Info("outlet.1.status", _GROUP1 + "PresentStatus.SwitchOn/Off", "%s", 0, ON_OFF),
+    Info("outlet.1.status", _PSS + "ACPresent", "%s", 0, ON_OFF),  # one unbacked outlet
     cmd("test.battery.start.quick", _BS + "Battery.Test", "1"),
     cmd("test.battery.start.deep", _BS + "Battery.Test", "2"),
     cmd("test.battery.stop", _BS + "Battery.Test", "3"),
@@ -630,8 +656,9 @@ MGE_TABLE = [
     cmd("beeper.enable", "UPS.AudibleAlarmControl", "2"),
 ]
 # XXX: mge-hid's model detection (Evolution, Pulsar, 3S...), its advanced
-# battery monitoring, outlets, ECO/bypass modes and ups.date/ups.time are
-# not carried over: they depend on per-series knowledge not yet tested here.
+# battery monitoring, outlet groups beyond the first, outlet commands,
+# ECO/bypass modes and ups.date/ups.time are not carried over: they depend
+# on per-series knowledge no replayed unit here exercises.
 
 MGE_VENDORID = 0x0463
 
@@ -822,6 +849,8 @@ GENERIC_TABLE = [
     rw("battery.mfr.date", "UPS.Battery.ManufacturerDate", "%s", SEMI_STATIC, DATE),
     Info("battery.temperature", "UPS.Battery.Temperature", "%s", 0, KELVIN_CELSIUS),
     Info("ups.load", _PS + "PercentLoad", "%.0f"),
+    rw("ups.load.high", "UPS.Flow.[4].ConfigPercentLoad", "%.0f", SEMI_STATIC, length=5),
+    Info("ups.efficiency", _PC + "Output.Efficiency", "%.0f"),
     Info("ups.load", "UPS.Output.PercentLoad", "%.0f"),
     Info("ups.load", "UPS.PowerConverter.PercentLoad", "%.0f"),
     rw("ups.delay.start", _PS + "DelayBeforeStartup", DEFAULT_ONDELAY, ABSENT),

@@ -88,13 +88,10 @@ DDL = {
              "ups.delay.shutdown", "ups.delay.start", "ups.mfr", "ups.model",
              "ups.power.nominal", "ups.productid", "ups.realpower.nominal", "ups.start.auto",
              "ups.start.reboot", "ups.test.interval", "ups.test.result", "ups.timer.shutdown",
-             "ups.timer.start", "ups.type", "ups.vendorid"],
-            set(),
-            # XXX: mge-hid's outlets, energy saving, efficiency and shutdown
-            # settings are not carried over (see subdrivers.MGE_TABLE).
-            {"battery.energysave", "outlet.1.status", "outlet.desc", "outlet.id",
-             "outlet.switchable", "ups.efficiency", "ups.load.high", "ups.shutdown",
-             "ups.start.battery"}),
+             "ups.timer.start", "ups.type", "ups.vendorid", "battery.energysave",
+             "outlet.1.status", "outlet.desc", "outlet.id", "outlet.switchable",
+             "ups.load.high", "ups.shutdown", "ups.start.battery"],
+            set(), set()),
 }
 
 
