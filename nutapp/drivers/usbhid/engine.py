@@ -71,6 +71,7 @@ class HidUps:
             path = string_to_path(info.path, self.sub.names)
             field = self.desc.find(path, kind) if path is not None else None
             self._rows.append([info, field])
+        self.dstate.alarm_init()
         self._walk(INIT, now)
         self._by_field = {}
         for row in self._rows:
@@ -85,6 +86,7 @@ class HidUps:
         full = self.data_changed or self.last_full is None or \
             now - self.last_full > self.pollfreq
         if full:
+            self.dstate.alarm_init()  # alarm rows of the walk add to it
             self._walk(FULL_UPDATE, now)
             self.last_full = now
             self.data_changed = False
@@ -173,7 +175,6 @@ class HidUps:
         d = self.dstate
         d.status_init()
         if full:
-            d.alarm_init()
             for text in self.status.alarms():
                 d.alarm_set(text)
             d.alarm_commit()

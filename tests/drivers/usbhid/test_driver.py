@@ -572,3 +572,18 @@ def test_lb_rb_delay_defaults_for_flapping_apc_models(product, delay):
         return got
 
     assert asyncio.run(go()) == delay
+
+
+def test_alarm_rows_and_status_alarms_add_up():
+    ups = FakeUps(EATON)
+    ups.set_report("03 00 01 00 00")  # EmergencyStop
+    ups.set_report("02 00 01 00 00")  # NeedReplacement
+
+    async def go():
+        d, ds = await started(FakeBus(ups))
+        await d.close()
+        return ds.getinfo("ups.alarm"), ds.getinfo("ups.status")
+
+    alarm, status = asyncio.run(go())
+    assert alarm == "Emergency stop! Replace battery!"
+    assert status == "ALARM OL RB"
