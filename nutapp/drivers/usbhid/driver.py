@@ -72,7 +72,9 @@ ups.conf options (as NUT's usbhid-ups(8) and nut_usb_addvars describe them):
     UPS for frozen and reconnect (default -1: never). Some APC BX units
     need it.
 ``explore``
-    Accepted for compatibility; it changes nothing here.
+    Take any HID device that ``vendorid`` names (required with it), read
+    it with the generic table, and log every field of its descriptor with
+    its value: what a report asking for support of a new UPS needs.
 """
 
 import asyncio
@@ -132,7 +134,7 @@ class UsbHidUps(Driver):
         "disable_fix_report_desc": "Do not fix known report descriptor mistakes",
         "waitbeforereconnect": "Seconds to wait before trying to reconnect",
         "maxreport": "Read reports into a whole buffer (buggy APC Back-UPS firmware)",
-        "explore": "Accepted for compatibility",
+        "explore": "Diagnostic matching of unsupported UPS (needs vendorid)",
         "interrupt_pipe_no_events_tolerance": "Quiet polls before reconnecting",
     }
 
@@ -170,6 +172,11 @@ class UsbHidUps(Driver):
             await self.close()
             raise CommError("USB device lost while reading it: %s" % e)
         self._flush_log()
+        if "explore" in self.options and self._identity is None:
+            lines = await self._loop.run_in_executor(None, self.engine.dump_tree,
+                                                     time.monotonic())
+            for line in lines:
+                log.info("%s: %s", self.upsname, line)
         if self._identity is None:
             log.info("%s: using subdriver %s for %r", self.upsname, sub.name, self.info)
         elif self._lost:
@@ -235,6 +242,8 @@ class UsbHidUps(Driver):
 
     # -- device search ----------------------------------------------------
     def _find(self):
+        if "explore" in self.options and "vendorid" not in self.options:
+            raise DriverError('must specify "vendorid" when using "explore"')
         try:
             matcher = usbdev.Matcher(self.options)
         except ValueError as e:
@@ -285,7 +294,10 @@ class UsbHidUps(Driver):
                             % (info.vendorid, info.productid, e))
             return None
         info.power_device = bool(desc.fields) and desc.fields[0].path[:1] == (UPS_COLLECTION,)
-        sub = subdrivers.select(info, self.options)
+        if "explore" in self.options:
+            sub = subdrivers.GENERIC
+        else:
+            sub = subdrivers.select(info, self.options)
         if sub is None:
             transport.close(give_back=True)
             if "subdriver" in self.options:

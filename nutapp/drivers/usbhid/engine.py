@@ -215,6 +215,20 @@ class HidUps:
             return parse_long(self.options["pollfreq"])
         return self.sub.defaults["pollfreq"]
 
+    def dump_tree(self, now):
+        """Every field with its value, as usbhid-ups's debug dump lists them."""
+        from .hidparser import path_to_string
+
+        lines = []
+        for f in self.desc.fields:
+            value = self.read(f, 1.0, now) if f.kind == FEATURE else None
+            line = "Path: %s, Type: %s, ReportID: 0x%02x, Offset: %d, Size: %d" % (
+                path_to_string(f.path, self.sub.names), f.kind, f.report_id, f.offset, f.size)
+            if value is not None:
+                line += ", Value: %g" % value
+            lines.append(line)
+        return lines
+
     # -- reports ----------------------------------------------------------
     def read(self, field, age, now):
         """The physical value of `field`, from a buffered or fresh report."""

@@ -587,3 +587,25 @@ def test_alarm_rows_and_status_alarms_add_up():
     alarm, status = asyncio.run(go())
     assert alarm == "Emergency stop! Replace battery!"
     assert status == "ALARM OL RB"
+
+
+def test_explore_logs_every_field_of_any_named_device(caplog):
+    import logging
+
+    async def go(**options):
+        d, ds = make(FakeBus(FakeUps("not-a-ups.ups")), **options)
+        try:
+            await d.open()
+        finally:
+            await d.close()
+        return ds
+
+    with pytest.raises(DriverError):
+        asyncio.run(go(explore="1"))  # vendorid is required with explore
+    with caplog.at_level(logging.INFO, logger="nutapp.drivers.usbhid"):
+        asyncio.run(go(explore="1", vendorid="1234"))
+    # the keyboard's eight modifier keys, usages e0..e7 of page 7
+    assert "Path: 00010006.000700e0, Type: Input, ReportID: 0x00, Offset: 0, Size: 1" \
+        in caplog.text
+    assert "Path: 00010006.000700e7, Type: Input, ReportID: 0x00, Offset: 7, Size: 1" \
+        in caplog.text
