@@ -25,6 +25,8 @@ class DriverState:
         self.overrides = {}  # lower-case name -> value
         self._status = None
         self._alarm = None
+        self.alarm_active = False
+        self.ignorelb = False  # ups.conf ignorelb: LB from charge/runtime lows only
 
     # -- variables --------------------------------------------------------
     def setinfo(self, name, value):
@@ -117,16 +119,30 @@ class DriverState:
         if self._status is None:
             self._status = []
         for w in word.split():
+            if self.ignorelb and w.upper() == "LB":
+                continue
             if w not in self._status:
                 self._status.append(w)
 
     def status_commit(self):
-        words = self._status or []
-        if self._alarm:
-            if "ALARM" not in words:
-                words = ["ALARM"] + words
+        words = list(self._status or [])
+        if self.ignorelb and "LB" not in words and self._below_low():
+            words.append("LB")
+        if self.alarm_active and "ALARM" not in words:
+            words = ["ALARM"] + words
         self.setinfo("ups.status", " ".join(words))
         self._status = None
+
+    def _below_low(self):
+        for val, low in (("battery.charge", "battery.charge.low"),
+                         ("battery.runtime", "battery.runtime.low")):
+            v, lo = self.getinfo(val), self.getinfo(low)
+            try:
+                if v is not None and lo is not None and float(v) < float(lo):
+                    return True
+            except ValueError:
+                continue
+        return False
 
     def alarm_init(self):
         self._alarm = []
@@ -140,8 +156,10 @@ class DriverState:
     def alarm_commit(self):
         if self._alarm:
             self.setinfo("ups.alarm", " ".join(self._alarm))
+            self.alarm_active = True
         else:
             self.delinfo("ups.alarm")
+            self.alarm_active = False
 
     # -- data freshness ---------------------------------------------------
     def dataok(self):

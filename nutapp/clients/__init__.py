@@ -1,0 +1,1 @@
+"""NUT clients: the protocol client library and upsc, upscmd, upsrw."""

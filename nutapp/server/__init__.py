@@ -1,0 +1,1 @@
+"""upsd: the network server, an asyncio adapter around nutapp.core."""

@@ -1,0 +1,512 @@
+"""`nutapp upsd`: NUT's network server on asyncio.
+
+Start-up follows NUT's order: resolve the run-as user, chroot (-r), read
+upsd.conf, bind the listeners, drop privileges, then read ups.conf,
+upsd.users and the TLS key as the unprivileged user. Each client is a
+`ClientProtocol` driving a `nutapp.core.session.Session`; each UPS's driver
+is reached over its Unix socket in the state path, reconnecting as needed.
+
+Memory stays bounded under abuse: lines are capped, a client that does not
+read its replies stops being read (and is dropped when idle), connections are
+capped globally and per source address.
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+
+from nutapp import __version__, NUT_COMPAT_VERSION, paths
+from nutapp import daemon
+from nutapp.core.config import UpsConf, UpsdConf
+from nutapp.core.desc import Descriptions
+from nutapp.core.errors import ConfigError
+from nutapp.core.session import Session
+from nutapp.core.upsd import Upsd
+from nutapp.core.users import Users
+
+log = logging.getLogger("nutapp.upsd")
+
+MAX_LINE = 4096  # bytes of one request line; NUT's 32 words x 512 is never needed
+MAX_WRITE_BUFFER = 256 * 1024  # unread replies before a client is dropped
+DRIVER_RETRY = 1.0
+
+
+class RateLimitedLog:
+    """At most `burst` messages per `period` seconds per (event, source)."""
+
+    def __init__(self, burst=5, period=60.0, max_keys=1024):
+        self.burst = burst
+        self.period = period
+        self.max_keys = max_keys
+        self.keys = {}
+
+    def __call__(self, event, msg, source=None):
+        if event not in ("auth", "tls", "conn"):
+            log.info("%s", msg)
+            return
+        now = time.monotonic()
+        key = (event, source)
+        e = self.keys.get(key)
+        if e is None or now - e[0] > self.period:
+            if e is not None and e[2]:
+                log.warning("(%d more %s messages from %s suppressed)", e[2], event, source)
+            if len(self.keys) >= self.max_keys:
+                self.keys.clear()
+            e = [now, 0, 0]
+            self.keys[key] = e
+        e[1] += 1
+        if e[1] <= self.burst:
+            log.warning("%s", msg)
+        else:
+            e[2] += 1
+
+
+class ClientProtocol(asyncio.Protocol):
+    def __init__(self, server):
+        self.server = server
+        self.transport = None
+        self.session = None
+        self.buf = b""
+        self.discarding = False
+        self.paused = False
+        self.last_activity = time.monotonic()
+        self.addr = "?"
+        self.upgrading = False
+
+    # -- connection ---------------------------------------------------------
+    def connection_made(self, transport):
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        addr = peer[0] if peer else "unix"
+        if addr.startswith("::ffff:") and "." in addr:
+            addr = addr[7:]
+        self.addr = addr
+        srv = self.server
+        if len(srv.clients) >= srv.conf.maxconn:
+            srv.ratelog("conn", "refused %s: MAXCONN (%d) reached" % (addr, srv.conf.maxconn),
+                        addr)
+            transport.abort()
+            return
+        if srv.per_source.get(addr, 0) >= srv.conf.maxconn_per_source:
+            srv.ratelog("conn", "refused %s: too many connections from that address" % addr,
+                        addr)
+            transport.abort()
+            return
+        srv.per_source[addr] = srv.per_source.get(addr, 0) + 1
+        srv.clients.add(self)
+        self.session = Session(srv.core, addr)
+        try:
+            transport.get_extra_info("socket").setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
+
+    def connection_lost(self, exc):
+        srv = self.server
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+            srv.clients.discard(self)
+            n = srv.per_source.get(self.addr, 1) - 1
+            if n <= 0:
+                srv.per_source.pop(self.addr, None)
+            else:
+                srv.per_source[self.addr] = n
+
+    def pause_writing(self):
+        # The client does not read: stop reading its requests until it does.
+        self.paused = True
+        self.transport.pause_reading()
+
+    def resume_writing(self):
+        self.paused = False
+        if not self.upgrading:
+            self.transport.resume_reading()
+
+    # -- requests -----------------------------------------------------------
+    def data_received(self, data):
+        if self.session is None or self.upgrading:
+            return
+        self.last_activity = time.monotonic()
+        self.buf += data
+        srv = self.server
+        srv.core.now = self.last_activity
+        out = []
+        session = self.session
+        while True:
+            i = self.buf.find(b"\n")
+            if i < 0:
+                if len(self.buf) > MAX_LINE:
+                    if not self.discarding:
+                        out.append("ERR INVALID-ARGUMENT\n")
+                        srv.ratelog("conn", "overlong line from %s dropped" % self.addr,
+                                    self.addr)
+                    self.discarding = True
+                    self.buf = b""
+                break
+            line = self.buf[:i]
+            self.buf = self.buf[i + 1:]
+            if self.discarding:
+                self.discarding = False
+                continue
+            if len(line) > MAX_LINE:
+                out.append("ERR INVALID-ARGUMENT\n")
+                continue
+            out.append(session.handle_line(line.decode("latin-1")))
+            if session.closing or session.start_tls:
+                self.buf = b""
+                break
+        if out:
+            self.transport.write("".join(out).encode("latin-1", "replace"))
+            if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+                srv.ratelog("conn", "dropping %s: it does not read its replies" % self.addr,
+                            self.addr)
+                self.transport.abort()
+                return
+        if session.closing:
+            self.transport.close()
+        elif session.start_tls:
+            session.start_tls = False
+            self.upgrading = True
+            self.transport.pause_reading()
+            asyncio.ensure_future(self._upgrade())
+
+    async def _upgrade(self):
+        srv = self.server
+        loop = asyncio.get_running_loop()
+        try:
+            new = await loop.start_tls(self.transport, self, srv.tls_context,
+                                       server_side=True, ssl_handshake_timeout=10)
+        except (OSError, asyncio.TimeoutError, Exception) as e:  # noqa: B902
+            srv.ratelog("tls", "TLS handshake with %s failed: %s"
+                        % (self.addr, _tls_reason(e)), self.addr)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        self.transport = new
+        self.upgrading = False
+        if self.session is None:
+            return
+        self.session.tls = True
+        ssl_obj = new.get_extra_info("ssl_object")
+        if ssl_obj is not None:
+            cert = ssl_obj.getpeercert()
+            if cert:
+                self.session.tls_peer = _subject_cn(cert)
+        log.info("client %s: TLS on (%s%s)", self.addr, ssl_obj.version() if ssl_obj else "?",
+                 ", certificate " + self.session.tls_peer if self.session.tls_peer else "")
+        self.last_activity = time.monotonic()
+        if not self.paused:
+            new.resume_reading()
+
+
+def _tls_reason(e):
+    s = str(e) or e.__class__.__name__
+    return s.splitlines()[0][:200]
+
+
+def _subject_cn(cert):
+    for rdn in cert.get("subject", ()):
+        for k, v in rdn:
+            if k == "commonName":
+                return v
+    return "(no CN)"
+
+
+class Server:
+    def __init__(self, conf, statepath):
+        self.conf = conf
+        self.statepath = statepath
+        self.clients = set()
+        self.per_source = {}
+        self.listen_socks = []
+        self.servers = []
+        self.driver_tasks = {}
+        self.tls_context = None
+        self.ratelog = RateLimitedLog()
+        self.core = Upsd(conf, Users(), version=NUT_COMPAT_VERSION)
+        self.core.make_id = lambda: str(uuid.uuid4()).upper()
+        self.core.log = lambda event, msg: self.ratelog(event, msg, event)
+        self.core.addr_allowed = _addr_allowed
+        self.stopping = None
+
+    # -- start-up steps -----------------------------------------------------
+    def bind(self):
+        """Open every LISTEN socket (as root, before the privilege drop)."""
+        wanted = []
+        default = not self.conf.listen
+        for host, port in self.conf.listeners():
+            if host == "*":
+                wanted += [("::", port), ("0.0.0.0", port)]
+            else:
+                wanted.append((host, port))
+        for host, port in wanted:
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                           flags=socket.AI_PASSIVE | socket.AI_NUMERICSERV)
+                fam, typ, proto, _, sa = infos[0]
+                s = socket.socket(fam, typ, proto)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if fam == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.bind(sa)
+                s.listen(128)
+                s.setblocking(False)
+            except OSError as e:
+                msg = "can't listen on %s port %d: %s" % (host, port, e.strerror or e)
+                if default and host == "::1" or self.conf.allow_not_all_listeners:
+                    log.warning("%s", msg)
+                    continue
+                raise SystemExit(msg)
+            self.listen_socks.append(s)
+            log.info("listening on %s port %d", host, port)
+        if not self.listen_socks:
+            raise SystemExit("no listening socket could be opened")
+
+    def load(self, first=False):
+        """Read ups.conf and upsd.users; on reload keep the old ones on error."""
+        try:
+            upsconf = UpsConf.parse(_read(paths.conffile("ups.conf")),
+                                    paths.conffile("ups.conf"), warn=log.warning)
+            users = Users.parse(_read(paths.conffile("upsd.users")),
+                                paths.conffile("upsd.users"), warn=log.warning)
+        except (ConfigError, OSError) as e:
+            if first:
+                raise SystemExit(str(e))
+            log.error("reload failed, keeping the running configuration: %s", e)
+            return False
+        if not upsconf.ups and not self.conf.allow_no_device:
+            msg = "no UPS defined in ups.conf (set ALLOW_NO_DEVICE to start anyway)"
+            if first:
+                raise SystemExit(msg)
+            log.error("reload failed: %s", msg)
+            return False
+        _install_password_verifier(users)
+        self.core.users = users
+        for s in self.core.sessions:
+            s.user = None  # credentials are checked again against the new file
+        added, removed = self.core.set_ups_table(list(upsconf.ups.values()))
+        for name in removed:
+            task = self.driver_tasks.pop(name.lower(), None)
+            if task:
+                task.cancel()
+            log.info("UPS [%s] removed", name)
+        for ups in self.core.ups.values():
+            if ups.name.lower() not in self.driver_tasks:
+                self.driver_tasks[ups.name.lower()] = asyncio.ensure_future(
+                    self._driver_link(ups))
+        if not first:
+            log.info("reloaded ups.conf and upsd.users (%d UPS, %d users)",
+                     len(self.core.ups), len(users.users))
+        return True
+
+    def load_descriptions(self):
+        path = paths.datafile("cmdvartab")
+        if path:
+            try:
+                self.core.descriptions = Descriptions.parse(_read(path))
+            except Exception as e:  # a broken data file only costs descriptions
+                log.warning("can't read %s: %s", path, e)
+
+    # -- drivers ------------------------------------------------------------
+    async def _driver_link(self, ups):
+        core = self.core
+        warned = False
+        while True:
+            path = paths.driver_socket(self.statepath, ups.driver, ups.name)
+            try:
+                reader, writer = await asyncio.open_unix_connection(path, limit=65536)
+            except OSError as e:
+                if not warned:
+                    log.warning("can't connect to UPS [%s] (%s): %s", ups.name, path,
+                                e.strerror or e)
+                    warned = True
+                await asyncio.sleep(DRIVER_RETRY)
+                continue
+            warned = False
+
+            def send(line, writer=writer):
+                if writer.is_closing():
+                    return False
+                writer.write(line.encode("latin-1", "replace"))
+                return True
+
+            core.now = time.monotonic()
+            ups.driver_connected(send, core.now)
+            log.info("connected to UPS [%s]: %s", ups.name, os.path.basename(path))
+            send("DUMPALL\n")
+            try:
+                while True:
+                    try:
+                        raw = await reader.readline()
+                    except ValueError:  # an overlong line: skip it
+                        continue
+                    if not raw:
+                        break
+                    core.now = time.monotonic()
+                    core.driver_line(ups, raw.decode("latin-1").rstrip("\n"))
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+                ups.driver_lost()
+            log.warning("lost connection to driver of UPS [%s]", ups.name)
+            await asyncio.sleep(DRIVER_RETRY)
+
+    # -- main loop ----------------------------------------------------------
+    async def run(self, on_ready=None):
+        loop = asyncio.get_running_loop()
+        self.stopping = loop.create_future()
+        for s in self.listen_socks:
+            self.servers.append(await loop.create_server(
+                lambda: ClientProtocol(self), sock=s, backlog=128))
+        self.load(first=True)
+        self.load_descriptions()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop)
+        loop.add_signal_handler(signal.SIGHUP, self.load)
+        if on_ready:
+            on_ready()
+        ticker = asyncio.ensure_future(self._tick())
+        await self.stopping
+        ticker.cancel()
+        for srv in self.servers:
+            srv.close()
+        for c in list(self.clients):
+            if c.transport:
+                c.transport.close()
+        for t in self.driver_tasks.values():
+            t.cancel()
+        log.info("signal received, exiting")
+
+    def _stop(self):
+        if not self.stopping.done():
+            self.stopping.set_result(True)
+
+    async def _tick(self):
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            self.core.now = now
+            self.core.tick()
+            limit = now - self.conf.idle_timeout
+            for c in list(self.clients):
+                if c.last_activity < limit and c.transport is not None:
+                    c.transport.abort()
+
+
+def _addr_allowed(user, addr):
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    for net in user.allowfrom:
+        try:
+            if ip in ipaddress.ip_network(net, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _install_password_verifier(users):
+    """Hashed passwords when nutapp.passwords is available, with a warning
+    for every user whose password is still stored in plaintext."""
+    try:
+        from nutapp import passwords
+    except ImportError:
+        return
+    users.verify = passwords.verify_password
+    for u in users.users.values():
+        if u.password is not None and passwords.is_plaintext(u.password):
+            log.warning("user [%s]: password stored in plaintext; "
+                        "`nutapp passwd` prints a hashed line to paste", u.name)
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+def build_parser(prog):
+    p = argparse.ArgumentParser(prog=prog, description="NUT network server (nutapp)")
+    p.add_argument("-c", dest="command", choices=["reload", "stop"],
+                   help="send a command to the running upsd")
+    p.add_argument("-D", dest="debug", action="count", default=0,
+                   help="debug: more logging, stay in the foreground")
+    p.add_argument("-F", dest="foreground", action="store_true", help="stay in the foreground")
+    p.add_argument("-B", dest="background", action="store_true", help="go to the background")
+    p.add_argument("-r", dest="chroot", help="chroot to this directory")
+    p.add_argument("-u", dest="user", help="run as this user")
+    p.add_argument("-q", dest="quiet", action="count", default=0, help="log less")
+    p.add_argument("-V", dest="version", action="store_true", help="print the version")
+    return p
+
+
+def main(argv=None, prog="upsd"):
+    args = build_parser(prog).parse_args(argv)
+    if args.version:
+        print("Network UPS Tools upsd %s (nutapp %s)" % (NUT_COMPAT_VERSION, __version__))
+        return 0
+    foreground = (args.foreground or args.debug > 0) and not args.background
+    daemon.setup_logging("upsd", foreground=True, debug=args.debug)
+    runas = daemon.RunAs(args.user) if args.user else None
+    if args.chroot:
+        daemon.enter_chroot(args.chroot)
+    try:
+        conf = UpsdConf.parse(_read(paths.conffile("upsd.conf")), paths.conffile("upsd.conf"),
+                              warn=log.warning)
+    except FileNotFoundError:
+        log.warning("%s not found, using defaults", paths.conffile("upsd.conf"))
+        conf = UpsdConf()
+    except (ConfigError, OSError) as e:
+        sys.stderr.write("upsd: %s\n" % e)
+        return 1
+    statepath = paths.statepath(conf.statepath)
+    pidfile = os.path.join(statepath, "upsd.pid")
+    if args.command:
+        return daemon.signal_running(pidfile, args.command)
+
+    server = Server(conf, statepath)
+    try:
+        server.bind()
+        if runas:
+            daemon.drop_privileges(runas)
+        from nutapp.server import tls
+
+        server.tls_context = tls.server_context(conf, log)
+        server.core.tls_available = server.tls_context is not None
+    except SystemExit as e:
+        sys.stderr.write("upsd: %s\n" % e)
+        return 1
+    if not foreground:
+        daemon.setup_logging("upsd", foreground=False, debug=args.debug)
+        daemon.daemonize()
+
+    def ready():
+        try:
+            daemon.write_pidfile(pidfile)
+        except OSError as e:
+            log.warning("can't write pid file %s: %s", pidfile, e.strerror)
+
+    try:
+        asyncio.run(server.run(on_ready=ready))
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            sys.stderr.write("upsd: %s\n" % e.code)
+            return 1
+        raise
+    finally:
+        try:
+            os.unlink(pidfile)
+        except OSError:
+            pass
+    return 0
