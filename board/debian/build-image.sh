@@ -4,8 +4,9 @@
 #   board/debian/build-image.sh [qemu|rpi3|rpi4]
 #
 # Writes out/nutapp-<version>-<board>.img, updates out/SHA256SUMS and, when
-# NUTAPP_SIGNING_KEY names a PEM private key, writes a detached signature
-# out/nutapp-<version>-<board>.img.sig (openssl dgst -sha256 -sign).
+# NUTAPP_SIGNING_KEY names a PEM private key (RSA, EC or Ed25519), writes a
+# detached signature out/nutapp-<version>-<board>.img.sig with OpenSSL
+# (board/common/sign.sh; board/debian/verify-image.sh checks both).
 #
 # Nothing runs inside the target: mmdebstrap only unpacks Debian's arm64
 # packages (cached under out/cache), qemu-aarch64-static runs the target's
@@ -31,10 +32,13 @@ security="${NUTAPP_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security
 suite=bookworm
 
 # What goes into the root filesystem; apt adds their dependencies.
-root_packages="busybox-static python3-minimal python3.11-minimal python3
-python3-serial python3-usb python3-cryptography python3-gpiozero"
+root_packages=(busybox-static python3-minimal python3.11-minimal python3
+	python3-serial python3-usb python3-cryptography python3-gpiozero)
 # What the build takes boot files from: kernel, modules, Pi firmware.
-kit_packages="linux-image-arm64 raspi-firmware busybox-static"
+kit_packages=(linux-image-arm64 raspi-firmware busybox-static)
+
+# shellcheck source=board/common/sign.sh
+. "$common/sign.sh"
 
 log() { printf 'build-image: [%3ss] %s\n' "$SECONDS" "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -54,8 +58,8 @@ main() {
 	rm -rf "$work"
 	mkdir -p "$work" "$out/cache/debs"
 
-	root_tree=$(unpacked_tree root "$root_packages")
-	kit_tree=$(unpacked_tree kit "$kit_packages")
+	root_tree=$(unpacked_tree root "${root_packages[@]}")
+	kit_tree=$(unpacked_tree kit "${kit_packages[@]}")
 	kver=$(kernel_version "$kit_tree")
 	log "board $board, nutapp $version, kernel $kver"
 
@@ -72,12 +76,17 @@ main() {
 	log "wrote $image ($(du -h "$image" | cut -f1))"
 }
 
-# unpacked_tree NAME PACKAGES: print the folder holding PACKAGES (and their
-# dependencies) unpacked for arm64, unpacking them first unless a tree for the
-# same package list is cached. Downloaded .debs are kept for the next list.
+# unpacked_tree NAME PACKAGE...: print the folder holding the packages (and
+# their dependencies) unpacked for arm64, unpacking them first unless a tree
+# for the same package list is cached. Downloaded .debs are kept for the
+# next list.
 unpacked_tree() {
-	local name="$1" packages="$2" key tree tmp
-	key=$(printf '%s\n' "$suite" "$mirror" "$security" $packages | sha256sum | cut -c1-12)
+	local name="$1" key tree tmp include
+	# shellcheck disable=SC2016 # mmdebstrap gives the hook the tree as $1
+	local mkdir_hook='mkdir -p "$1/var/cache/apt/archives"'
+	shift
+	key=$(printf '%s\n' "$suite" "$mirror" "$security" "$@" | sha256sum | cut -c1-12)
+	include=$(IFS=,; echo "$*")
 	tree="$out/cache/$name-$key"
 	if [ ! -d "$tree" ]; then
 		log "unpacking arm64 packages for $name (cached as $tree)"
@@ -85,9 +94,9 @@ unpacked_tree() {
 		rm -rf "$tmp"
 		mmdebstrap --mode=root --variant=extract --architectures=arm64 \
 			--components=main,non-free-firmware \
-			--include="$(echo $packages | tr ' ' ,)" \
+			--include="$include" \
 			--skip=download/empty \
-			--setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
+			--setup-hook="$mkdir_hook" \
 			--setup-hook="sync-in '$out/cache/debs' /var/cache/apt/archives/" \
 			--customize-hook="sync-out /var/cache/apt/archives '$out/cache/debs'" \
 			--quiet \
@@ -103,7 +112,7 @@ unpacked_tree() {
 
 kernel_version() {
 	local v
-	v=$(cd "$1/lib/modules" && ls | sort -V | tail -n1)
+	v=$(find "$1/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n1)
 	[ -n "$v" ] || die "no kernel in $1"
 	echo "$v"
 }
@@ -238,7 +247,7 @@ install_modules() {
 		"$kit_tree/lib/modules/$kver/modules.order" "$dir/lib/modules/$kver/"
 	[ -f "$kit_tree/lib/modules/$kver/modules.dep" ] ||
 		depmod -b "$kit_tree" "$kver"
-	for mod in $(sed -e 's/#.*//' "$@"); do
+	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$@" | while read -r mod; do
 		for path in $(modprobe -d "$kit_tree" -S "$kver" \
 			--show-depends "$mod" | awk '$1 == "insmod" {print $2}'); do
 			path="${path#"$kit_tree"}"
@@ -344,7 +353,7 @@ checksum_and_sign() {
 	mv "$sums.tmp" "$sums"
 	rm -f "$image.sig"
 	if [ -n "${NUTAPP_SIGNING_KEY:-}" ]; then
-		openssl dgst -sha256 -sign "$NUTAPP_SIGNING_KEY" -out "$image.sig" "$image"
+		sign_file "$NUTAPP_SIGNING_KEY" "$image" "$image.sig"
 		log "signed: $image.sig"
 	fi
 }
