@@ -19,7 +19,7 @@ die() { log "$*"; exit 1; }
 
 main() {
 	[ "$#" -eq 4 ] || die "usage: $0 BOOT_DIR ROOTFS_SQUASHFS DATA_DIR OUTPUT_IMG"
-	local boot_dir="$1" rootfs="$2" data_dir="$3" output="$4" work
+	local boot_dir="$1" rootfs="$2" data_dir="$3" output="$4"
 	work=$(mktemp -d "${TMPDIR:-/tmp}/nutapp-mkimage.XXXXXX")
 	trap 'rm -rf "$work"' EXIT
 	mkdir -p "$work/input" "$work/output" "$work/root" "$work/tmp"
@@ -47,7 +47,7 @@ make_vfat() {
 make_ext4() {
 	local dir="$1" out="$2"
 	rm -f "$out"
-	mke2fs -q -t ext4 -L NUTDATA -d "$dir" -N 256 "$out" "${data_mib}M" ||
+	mke2fs -q -t ext4 -L NUTDATA -d "$dir" -N 256 "$out" "${data_mib}M" >/dev/null ||
 		die "mke2fs failed"
 	tune2fs -c 0 -i 0 "$out" >/dev/null
 }

@@ -4,8 +4,9 @@
 #   board/debian/build-image.sh [qemu|rpi3|rpi4]
 #
 # Writes out/nutapp-<version>-<board>.img, updates out/SHA256SUMS and, when
-# NUTAPP_SIGNING_KEY names a PEM private key, writes a detached signature
-# out/nutapp-<version>-<board>.img.sig (openssl dgst -sha256 -sign).
+# NUTAPP_SIGNING_KEY names a PEM private key (RSA, EC or Ed25519), writes a
+# detached signature out/nutapp-<version>-<board>.img.sig with OpenSSL
+# (board/common/sign.sh; board/debian/verify-image.sh checks both).
 #
 # Nothing runs inside the target: mmdebstrap only unpacks Debian's arm64
 # packages (cached under out/cache), qemu-aarch64-static runs the target's
@@ -16,6 +17,8 @@
 #
 # Environment:
 #   NUTAPP_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+#   NUTAPP_DEBIAN_SECURITY_MIRROR  its security updates
+#                         (default http://deb.debian.org/debian-security)
 #   NUTAPP_SIGNING_KEY    PEM private key to sign the image with
 #   NUTAPP_OUT            output folder (default <repo>/out)
 set -eu
@@ -25,15 +28,19 @@ common="$top/board/common"
 here="$top/board/debian"
 out="${NUTAPP_OUT:-$top/out}"
 mirror="${NUTAPP_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+security="${NUTAPP_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 suite=bookworm
 
 # What goes into the root filesystem; apt adds their dependencies.
-root_packages="busybox-static python3-minimal python3.11-minimal python3
-python3-serial python3-usb python3-cryptography python3-gpiozero"
+root_packages=(busybox-static python3-minimal python3.11-minimal python3
+	python3-serial python3-usb python3-cryptography python3-gpiozero)
 # What the build takes boot files from: kernel, modules, Pi firmware.
-kit_packages="linux-image-arm64 raspi-firmware busybox-static"
+kit_packages=(linux-image-arm64 raspi-firmware busybox-static)
 
-log() { printf 'build-image: %s\n' "$*" >&2; }
+# shellcheck source=board/common/sign.sh
+. "$common/sign.sh"
+
+log() { printf 'build-image: [%3ss] %s\n' "$SECONDS" "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 main() {
@@ -51,13 +58,15 @@ main() {
 	rm -rf "$work"
 	mkdir -p "$work" "$out/cache/debs"
 
-	root_tree=$(unpacked_tree root "$root_packages")
-	kit_tree=$(unpacked_tree kit "$kit_packages")
+	root_tree=$(unpacked_tree root "${root_packages[@]}")
+	kit_tree=$(unpacked_tree kit "${kit_packages[@]}")
 	kver=$(kernel_version "$kit_tree")
 	log "board $board, nutapp $version, kernel $kver"
 
 	stage_rootfs "$work/rootfs"
+	log "making the squashfs root"
 	make_squashfs "$work/rootfs" "$work/images/rootfs.squashfs"
+	log "making the initramfs and the partitions"
 	make_initramfs "$work/initramfs" "$work/boot/initrd.img"
 	stage_boot "$work/boot"
 	make_data "$work/data"
@@ -67,12 +76,17 @@ main() {
 	log "wrote $image ($(du -h "$image" | cut -f1))"
 }
 
-# unpacked_tree NAME PACKAGES: print the folder holding PACKAGES (and their
-# dependencies) unpacked for arm64, unpacking them first unless a tree for the
-# same package list is cached. Downloaded .debs are kept for the next list.
+# unpacked_tree NAME PACKAGE...: print the folder holding the packages (and
+# their dependencies) unpacked for arm64, unpacking them first unless a tree
+# for the same package list is cached. Downloaded .debs are kept for the
+# next list.
 unpacked_tree() {
-	local name="$1" packages="$2" key tree tmp
-	key=$(printf '%s\n' "$suite" "$mirror" $packages | sha256sum | cut -c1-12)
+	local name="$1" key tree tmp include
+	# shellcheck disable=SC2016 # mmdebstrap gives the hook the tree as $1
+	local mkdir_hook='mkdir -p "$1/var/cache/apt/archives"'
+	shift
+	key=$(printf '%s\n' "$suite" "$mirror" "$security" "$@" | sha256sum | cut -c1-12)
+	include=$(IFS=,; echo "$*")
 	tree="$out/cache/$name-$key"
 	if [ ! -d "$tree" ]; then
 		log "unpacking arm64 packages for $name (cached as $tree)"
@@ -80,14 +94,15 @@ unpacked_tree() {
 		rm -rf "$tmp"
 		mmdebstrap --mode=root --variant=extract --architectures=arm64 \
 			--components=main,non-free-firmware \
-			--include="$(echo $packages | tr ' ' ,)" \
+			--include="$include" \
 			--skip=download/empty \
-			--setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
+			--setup-hook="$mkdir_hook" \
 			--setup-hook="sync-in '$out/cache/debs' /var/cache/apt/archives/" \
 			--customize-hook="sync-out /var/cache/apt/archives '$out/cache/debs'" \
 			--quiet \
 			"$suite" "$tmp" "deb $mirror $suite main non-free-firmware" \
-			"deb $mirror $suite-updates main non-free-firmware" >&2
+			"deb $mirror $suite-updates main non-free-firmware" \
+			"deb $security $suite-security main non-free-firmware" >&2
 		rm -f "$out/cache/debs/lock"
 		rm -rf "$out/cache/debs/partial"
 		mv "$tmp" "$tree"
@@ -97,7 +112,7 @@ unpacked_tree() {
 
 kernel_version() {
 	local v
-	v=$(cd "$1/lib/modules" && ls | sort -V | tail -n1)
+	v=$(find "$1/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n1)
 	[ -n "$v" ] || die "no kernel in $1"
 	echo "$v"
 }
@@ -232,7 +247,7 @@ install_modules() {
 		"$kit_tree/lib/modules/$kver/modules.order" "$dir/lib/modules/$kver/"
 	[ -f "$kit_tree/lib/modules/$kver/modules.dep" ] ||
 		depmod -b "$kit_tree" "$kver"
-	for mod in $(sed -e 's/#.*//' "$@"); do
+	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$@" | while read -r mod; do
 		for path in $(modprobe -d "$kit_tree" -S "$kver" \
 			--show-depends "$mod" | awk '$1 == "insmod" {print $2}'); do
 			path="${path#"$kit_tree"}"
@@ -243,20 +258,32 @@ install_modules() {
 	depmod -b "$dir" "$kver"
 }
 
-# precompile DIR: .pyc files for every module, made by the target's own
-# Python under qemu-aarch64-static, checked by hash rather than by mtime.
+# precompile DIR: .pyc files for every module, checked by hash rather than
+# by mtime (the root is read-only). Bytecode does not depend on the CPU, only
+# on the Python release: the target's own Python, run by qemu-aarch64-static,
+# tells its bytecode magic number, and the host's python3.11 does the work
+# when it has the same one (several times faster than emulation).
 precompile() {
-	local dir="$1"
-	log "precompiling Python modules for arm64"
-	qemu-aarch64-static -L "$dir" "$dir/usr/bin/python3.11" -I -m compileall \
-		-q -j 0 -s "$dir" -p / --invalidation-mode unchecked-hash \
+	local dir="$1" target_magic host_magic python
+	python=(qemu-aarch64-static -L "$dir" "$dir/usr/bin/python3.11")
+	target_magic=$("${python[@]}" -I -c "$magic")
+	host_magic=$(python3.11 -I -c "$magic" 2>/dev/null || true)
+	if [ "$host_magic" = "$target_magic" ]; then
+		python=(python3.11)
+		log "precompiling Python modules (host python3.11, same bytecode $target_magic)"
+	else
+		log "precompiling Python modules under qemu-aarch64-static"
+	fi
+	"${python[@]}" -I -m compileall -q -j 0 -s "$dir" -p / \
+		--invalidation-mode unchecked-hash \
 		"$dir/usr/lib/python3.11" "$dir/usr/lib/python3/dist-packages" >/dev/null
 }
+magic='import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())'
 
 make_squashfs() {
 	mkdir -p "$(dirname "$2")"
 	rm -f "$2"
-	mksquashfs "$1" "$2" -comp zstd -Xcompression-level 19 -b 256K \
+	mksquashfs "$1" "$2" -comp zstd -Xcompression-level 9 -b 256K \
 		-noappend -quiet -no-progress >/dev/null
 }
 
@@ -326,7 +353,7 @@ checksum_and_sign() {
 	mv "$sums.tmp" "$sums"
 	rm -f "$image.sig"
 	if [ -n "${NUTAPP_SIGNING_KEY:-}" ]; then
-		openssl dgst -sha256 -sign "$NUTAPP_SIGNING_KEY" -out "$image.sig" "$image"
+		sign_file "$NUTAPP_SIGNING_KEY" "$image" "$image.sig"
 		log "signed: $image.sig"
 	fi
 }
