@@ -541,6 +541,14 @@ SHELL_BUILTINS = {"echo", "printf", "test", "kill", "cd", "exit", "return", "rea
                   "else", "elif", "do", "in", "break", "continue", "unset", "umask"}
 
 
+# Options of BusyBox applets that exist only with a feature built in.
+APPLET_FLAGS = {
+    ("syslogd", "C"): "FEATURE_IPC_SYSLOG",
+    ("modprobe", "b"): "FEATURE_MODPROBE_BLACKLIST",
+    ("mdev", "d"): "FEATURE_MDEV_DAEMON",
+}
+
+
 def commands_called(script):
     """Names a shell script runs as commands (a heuristic, good enough for
     the overlay's plain scripts): the first word of each simple command,
@@ -580,9 +588,13 @@ def test_busybox_has_what_the_overlay_calls(loaded, defconfig):
             option = "CONFIG_" + command.upper().replace("-", "_")
             if command in applets and busybox.get(option) != "y":
                 missing.setdefault(str(script.relative_to(TOP)), []).append(command)
-        if re.search(r"\bsyslogd\b[^\n]*\s-C", script.read_text()):
-            if busybox.get("CONFIG_FEATURE_IPC_SYSLOG") != "y":
-                missing.setdefault(str(script.relative_to(TOP)), []).append("syslogd -C")
+        for (command, flag), feature in APPLET_FLAGS.items():
+            if command == "modprobe" and resolved.get("BR2_PACKAGE_KMOD_TOOLS") == "y":
+                continue  # kmod's modprobe, not BusyBox's
+            if re.search(rf"\b{command}\b[^|;&\n]*\s-[a-zA-Z]*{flag}", script.read_text()) \
+                    and busybox.get(f"CONFIG_{feature}") != "y":
+                missing.setdefault(str(script.relative_to(TOP)), []).append(
+                    f"{command} -{flag}")
     assert not missing, f"BusyBox applets off: {missing}"
 
 
