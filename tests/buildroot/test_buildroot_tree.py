@@ -335,8 +335,8 @@ def test_rpi_boot_files_match_the_image(defconfig):
     (installed,) = [start for variant, start in variants.items()
                     if options.get(f"BR2_PACKAGE_RPI_FIRMWARE_{variant}") == "y"]
     assert settings["start_file"] == installed
-    assert settings["fixup_file"] == installed.replace("start", "fixup").replace(".elf",
-                                                                               ".dat")
+    fixup = installed.replace("start", "fixup").replace(".elf", ".dat")
+    assert settings["fixup_file"] == fixup
 
 
 def test_qemu_command_line_matches_the_image():
@@ -601,8 +601,10 @@ def test_busybox_has_what_the_overlay_calls(loaded, defconfig):
 def check_package_python():
     """An interpreter that has what utils/check-package imports."""
     for python in (sys.executable, "/usr/bin/python3"):
-        if shutil.which(python) and subprocess.run(
-                [python, "-c", "import magic, flake8"], capture_output=True).returncode == 0:
+        if not shutil.which(python):
+            continue
+        probe = subprocess.run([python, "-c", "import magic, flake8"], capture_output=True)
+        if probe.returncode == 0:
             return python
     return None
 
@@ -616,8 +618,10 @@ def test_check_package_is_clean():
     files = []
     for entry in EXTERNAL_TREE:
         path = TOP / entry
-        files += [path] if path.is_file() else sorted(p for p in path.rglob("*")
-                                                       if p.is_file())
+        if path.is_file():
+            files.append(path)
+        else:
+            files += sorted(p for p in path.rglob("*") if p.is_file())
     files = [str(p.relative_to(TOP)) for p in files if "__pycache__" not in p.parts]
 
     result = subprocess.run([python, str(Path(BUILDROOT_DIR, "utils/check-package")),
