@@ -20,4 +20,8 @@ NUTAPP_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude build --exclude dist --exclude '*.egg-info' \
 	--exclude .pytest_cache --exclude .hypothesis --exclude __pycache__
 
+# The start-up scripts (overlay/etc/inittab, overlay/etc/init.d) come
+# with the shared rootfs overlay, which the defconfigs name in
+# BR2_ROOTFS_OVERLAY, so the Debian-package image runs the same ones.
+
 $(eval $(python-package))
