@@ -75,8 +75,9 @@ def main(argv=None):
     env = dict(os.environ, NUT_CONFPATH=conf, NUT_STATEPATH=state)
     py = [sys.executable, "-m", "nutapp"]
     runas = ["-u", user] if user else []
-    drivers = subprocess.Popen(py + ["upsdrvctl", "-F"] + runas + ["start"], env=env)
-    upsd = subprocess.Popen(py + ["upsd", "-F"] + runas, env=env)
+    drivers = subprocess.Popen(py + ["upsdrvctl", "-F"] + runas + ["start"], env=env,
+                               start_new_session=True)
+    upsd = subprocess.Popen(py + ["upsd", "-F"] + runas, env=env, start_new_session=True)
     host = "localhost" if port == 3493 else "localhost:%d" % port
     time.sleep(1.0)
     print("""

@@ -68,7 +68,8 @@ class Supervisor:
         self.running = True
 
     def start_one(self, entry):
-        proc = subprocess.Popen(_driver_argv(entry[1], self.args))
+        # Own session: a Ctrl-C on the terminal reaches only the supervisor.
+        proc = subprocess.Popen(_driver_argv(entry[1], self.args), start_new_session=True)
         entry[0] = proc
         entry[3] = time.monotonic()
         log.info("started %s for UPS [%s] (pid %d)", entry[1].driver, entry[1].name, proc.pid)
