@@ -345,7 +345,10 @@ def _default_user():
 def _kill_power(proc):
     async def go():
         await proc.driver.open()
-        for cmd in ("shutdown.return", "shutdown.stayoff", "load.off"):
+        order = ("shutdown.return", "shutdown.stayoff", "load.off")
+        if "stayoff" in proc.options:  # NUT's flag: stay off when power returns
+            order = ("shutdown.stayoff", "shutdown.return", "load.off")
+        for cmd in order:
             if proc.dstate.state.has_cmd(cmd):
                 status = await proc.driver.instcmd(cmd, None)
                 log.info("sent %s to the UPS (status %d)", cmd, status)
