@@ -11,6 +11,7 @@ NUTAPP_VERSION = $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' \
 NUTAPP_SITE = $(BR2_EXTERNAL_NUTAPP_PATH)
 NUTAPP_SITE_METHOD = local
 NUTAPP_LICENSE = MIT
+NUTAPP_LICENSE_FILES = LICENSE
 NUTAPP_SETUP_TYPE = setuptools
 
 # Keep developer state (virtualenvs, build and test output) out of the
