@@ -30,11 +30,11 @@ def proc_status(pid):
     return out
 
 
-def assert_unprivileged(pid, jail=None):
+def assert_unprivileged(pid, jail=None, gid=None):
     nut = pwd.getpwnam("nut")
     st = proc_status(pid)
     assert st["Uid"] == [str(nut.pw_uid)] * 4
-    assert st["Gid"] == [str(nut.pw_gid)] * 4
+    assert st["Gid"] == [str(nut.pw_gid if gid is None else gid)] * 4
     assert st["Groups"] == []
     for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         assert int(st[cap][0], 16) == 0, cap
@@ -58,7 +58,7 @@ class Jail:
     """NUT's chroot layout: the jail holds the same absolute paths as the
     host (confpath, state path), plus /dev/null and /etc/localtime."""
 
-    def __init__(self, base, port, users=USERS, extra_conf=""):
+    def __init__(self, base, port, users=USERS, extra_conf="", driver_group=None):
         self.root = os.path.join(base, "jail")
         self.conf = os.path.join(base, "etc")  # the host path, mirrored inside
         self.state = os.path.join(base, "state")
@@ -73,8 +73,9 @@ class Jail:
         subprocess.run(["cp", "-a", "/dev/null", os.path.join(self.root, "dev")], check=True)
         if os.path.exists("/etc/localtime"):
             shutil.copy("/etc/localtime", os.path.join(self.root, "etc", "localtime"))
-        ups_conf = ("chroot = %s\nuser = nut\n[%s]\n\tdriver = dummy-ups\n"
-                    "\tport = ups.dev\n" % (self.root, UPS))
+        ups_conf = ("chroot = %s\nuser = nut\n%s[%s]\n\tdriver = dummy-ups\n"
+                    "\tport = ups.dev\n" % (self.root, "group = %s\n" % driver_group
+                                               if driver_group else "", UPS))
         files = {"ups.conf": ups_conf, "ups.dev": DEV, "upsd.users": users,
                  "upsd.conf": "LISTEN 127.0.0.1 %d\n%s" % (port, extra_conf)}
         for name, text in files.items():
@@ -152,6 +153,30 @@ def test_upsd_and_driver_chrooted_unprivileged(jail, base):
     with Line("127.0.0.1", port) as c:  # and the chrooted server works: a login
         c.login("mon", "monpw")
         assert c.ask("LOGIN %s" % UPS) == "OK"
+
+
+def test_driver_group_from_ups_conf(jail, base):
+    group = next((g for g in ("dialout", "users", "daemon") if _gid(g) is not None), None)
+    if group is None:
+        pytest.skip("no spare group to run the driver with")
+    port = free_privileged_port()
+    j = jail(port=port, driver_group=group)
+    os.chmod(j.jailed(j.conf), 0o755)  # the driver is not in group nut now;
+    os.chmod(os.path.join(j.jailed(j.conf), "ups.dev"), 0o644)  # ups.dev is no secret
+    log = os.path.join(base, "daemons.log")
+    driver = j.spawn(["dummy-ups", "-a", UPS, "-F"], log)
+    upsd = j.spawn(["upsd", "-F", "-u", "nut", "-r", j.root], log)
+    wait_serving(port, upsd, log)
+    assert_unprivileged(driver.pid, jail=j.root, gid=_gid(group))
+
+
+def _gid(name):
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
 
 
 def test_users_file_is_read_after_the_drop(jail, base):
