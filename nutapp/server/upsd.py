@@ -477,15 +477,11 @@ def _install_password_verifier(users):
         from nutapp import passwords
     except ImportError:
         return
-    if hasattr(passwords, "is_plaintext"):
-        plaintext = passwords.is_plaintext
-    else:
-        plaintext = lambda stored: not passwords.is_hashed(stored)
     users.verify = passwords.verify_password
     for u in users.users.values():
         if u.password is None:
             continue
-        if plaintext(u.password):
+        if passwords.is_plaintext(u.password):
             log.warning("user [%s]: password stored in plaintext; "
                         "`nutapp passwd` prints a hashed line to paste", u.name)
         elif users.dummy == "x" * 8:
