@@ -59,9 +59,11 @@ def server_context(conf, log):
         except TlsError as e:
             raise TlsSetupError(str(e))
         ctx.verify_mode = ssl.CERT_REQUIRED if conf.certrequest == 2 else ssl.CERT_OPTIONAL
-    log.info("TLS available (STARTTLS), certificate %s%s", conf.certfile,
-             ", client certificates %s" % ("required" if conf.certrequest == 2
-                                            else "requested") if conf.certrequest else "")
+    clients = ""
+    if conf.certrequest:
+        clients = ", client certificates %s" % (
+            "required" if conf.certrequest == 2 else "requested")
+    log.info("TLS available (STARTTLS), certificate %s%s", conf.certfile, clients)
     return ctx
 
 
@@ -138,4 +140,3 @@ def _check_ident(certfile, name):
     if name not in names:
         raise TlsSetupError("CERTIDENT %r does not match the certificate in %s (it names %s)"
                             % (name, certfile, ", ".join(names) or "nothing"))
-

@@ -73,9 +73,9 @@ class Jail:
         subprocess.run(["cp", "-a", "/dev/null", os.path.join(self.root, "dev")], check=True)
         if os.path.exists("/etc/localtime"):
             shutil.copy("/etc/localtime", os.path.join(self.root, "etc", "localtime"))
+        group = "group = %s\n" % driver_group if driver_group else ""
         ups_conf = ("chroot = %s\nuser = nut\n%s[%s]\n\tdriver = dummy-ups\n"
-                    "\tport = ups.dev\n" % (self.root, "group = %s\n" % driver_group
-                                               if driver_group else "", UPS))
+                    "\tport = ups.dev\n" % (self.root, group, UPS))
         files = {"ups.conf": ups_conf, "ups.dev": DEV, "upsd.users": users,
                  "upsd.conf": "LISTEN 127.0.0.1 %d\n%s" % (port, extra_conf)}
         for name, text in files.items():

@@ -25,7 +25,8 @@ class Capture:
     def __init__(self, path, port):
         self.path = path
         self.proc = subprocess.Popen(
-            ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-Z", "root", "-s", "0", "-w", path, "tcp port %d" % port],
+            ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-Z", "root", "-s", "0",
+             "-w", path, "tcp port %d" % port],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         line = self.proc.stderr.readline().decode()  # "listening on lo ..." once armed
         assert "listening on" in line, line
