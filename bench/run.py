@@ -161,6 +161,12 @@ class Stack:
         """(upsd MB, driver MB): resident memory of each process tree."""
         return _tree_rss(self.upsd.pid), _tree_rss(self.driver.pid)
 
+    def upsd_cpu(self):
+        """CPU seconds (user + system) upsd has used so far."""
+        with open("/proc/%d/stat" % self.upsd.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
 
 def _wait_for_reply(port, request, prefix, t0, proc, timeout=20.0):
     while True:
@@ -189,6 +195,16 @@ def _stop(proc):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _socket_count(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+        except OSError:
+            pass
+    return n
 
 
 def _children():
@@ -236,10 +252,46 @@ def measure_start(stack, starts):
 
 
 def run_get(nutload, stack, conns, depth, seconds, warmup):
+    """nutload's figures, plus the server's CPU time per reply (cpu_us)."""
+    cpu0 = stack.upsd_cpu()
     out = subprocess.run([nutload, "get", HOST, str(stack.port), UPS, VAR, str(conns),
                           str(depth), str(seconds), str(warmup)],
                          check=True, capture_output=True, text=True).stdout
-    return parse_kv(out)
+    r = parse_kv(out)
+    r["cpu_us"] = (stack.upsd_cpu() - cpu0) * 1e6 / max(r["total"], 1)
+    return r
+
+
+def measure_get(nutload, stacks, args, m):
+    """Every GET configuration, the stacks interleaved run by run.
+
+    The machine may be shared: each repetition runs the stacks back to back,
+    and ours/C is the median of those paired ratios (m["paired"]).
+    """
+    configs = [("get_1_rr", 1, 1), ("get_1_pipe", 1, args.depth),
+               ("get_50_rr", 50, 1), ("get_50_pipe", 50, args.depth)]
+    loadcpu = {}
+    runs = {}
+    for rep in range(args.repeat):
+        for key, conns, depth in configs:
+            for s in stacks:
+                r = run_get(nutload, s, conns, depth, args.duration, args.warmup)
+                log("%s %s run %d: %.0f req/s, upsd %.1f us CPU per request "
+                    "(nutload CPU share %.2f)"
+                    % (s.label, key, rep + 1, r["rps"], r["cpu_us"], r["cpu"]))
+                runs.setdefault((key, s.label), []).append(r["rps"])
+                runs.setdefault((key + "_cpu", s.label), []).append(r["cpu_us"])
+                loadcpu[s.label] = max(loadcpu.get(s.label, 0.0), r["cpu"])
+    for (key, label), values in runs.items():
+        m.setdefault(key, {})[label] = statistics.median(values)
+    m["nutload_cpu"] = loadcpu
+    if len(stacks) == 2:
+        a, b = stacks[0].label, stacks[1].label
+        paired = m.setdefault("paired", {})
+        for key, _, _ in configs:
+            for k in (key, key + "_cpu"):
+                paired[k] = statistics.median(
+                    x / y for x, y in zip(runs[(k, a)], runs[(k, b)]) if y)
 
 
 def run_list(nutload, stack, count):
@@ -249,7 +301,8 @@ def run_list(nutload, stack, count):
 
 
 def run_idle(nutload, stack, conns, settle=1.0):
-    """Hold `conns` connections open and return (upsd MB, driver MB)."""
+    """Hold `conns` connections open; returns (upsd MB, driver MB, sockets
+    upsd had open meanwhile)."""
     p = subprocess.Popen([nutload, "idle", HOST, str(stack.port), str(conns)],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -257,7 +310,7 @@ def run_idle(nutload, stack, conns, settle=1.0):
         if not line.startswith("ready"):
             raise SystemExit("bench: nutload idle failed against %s" % stack.label)
         time.sleep(settle)
-        return stack.rss()
+        return stack.rss() + (_socket_count(stack.upsd.pid),)
     finally:
         p.stdin.close()
         p.wait(30)
@@ -270,6 +323,10 @@ def _fmt(x, unit):
         return "-"
     if unit == "rps":
         return "{:,.0f}".format(x)
+    if unit == "n":
+        return "%d" % x
+    if unit == "us":
+        return "%.1f us" % x
     if unit == "ms":
         return "%.2f ms" % x
     if unit == "s":
@@ -296,7 +353,9 @@ def report(results, args):
             rows.append("| %s | %s |" % (title, _fmt(a, unit)))
             continue
         b = m[key].get(c)
-        ratio = a / b if a is not None and b else None
+        ratio = m.get("paired", {}).get(key)
+        if ratio is None:
+            ratio = a / b if a is not None and b else None
         verdict = ""
         tdesc = ""
         if target:
@@ -312,11 +371,16 @@ def report(results, args):
         "Run on %s, %d CPUs, %s, Python %s; as user %s; device dump %s."
         % (info["date"], info["cpus"], info["kernel"], info["python"], info["user"],
            os.path.basename(args.dump)),
+        "Load average %s at the start, %s at the end%s."
+        % (results["load"][0], results["load"][1], results.get("nice", "")),
+        "",
         "GET: `GET VAR %s %s` for %.0f s after %.1f s warm-up, median of %d runs; "
-        "pipelined = %d requests in flight per connection. LIST: median of %d round trips. "
-        "Start-up: median of %d starts. RSS from smaps_rollup."
+        "pipelined = %d requests in flight per connection; GET ours/C is the median "
+        "of the ratios of back-to-back runs. CPU per GET: upsd's user + system time "
+        "over the replies it sent. LIST: median of %d round trips. Start-up: median "
+        "of %d starts. RSS: Rss from smaps_rollup, summed over each process tree."
         % (UPS, VAR, args.duration, args.warmup, args.repeat, args.depth, args.lists,
-           args.starts, ),
+           args.starts),
         "",
     ] + head + rows + [""]
     cpu = m.get("nutload_cpu")
@@ -348,6 +412,10 @@ _ROWS = [
     ("get_1_pipe", "GET VAR req/s, 1 conn, pipelined", "rps", _target_get),
     ("get_50_rr", "GET VAR req/s, 50 conns, request-response", "rps", _target_get),
     ("get_50_pipe", "GET VAR req/s, 50 conns, pipelined", "rps", _target_get),
+    ("get_1_rr_cpu", "upsd CPU per GET, 1 conn, request-response", "us", None),
+    ("get_1_pipe_cpu", "upsd CPU per GET, 1 conn, pipelined", "us", None),
+    ("get_50_rr_cpu", "upsd CPU per GET, 50 conns, request-response", "us", None),
+    ("get_50_pipe_cpu", "upsd CPU per GET, 50 conns, pipelined", "us", None),
     ("list_ms", "LIST VAR round trip (median)", "ms", _target_list),
     ("list_mean_ms", "LIST VAR round trip (mean)", "ms", None),
     ("rss_idle_upsd", "RSS idle, upsd", "MB", None),
@@ -355,6 +423,7 @@ _ROWS = [
     ("rss_conns_upsd", "RSS with N idle conns, upsd", "MB", _target_rss),
     ("rss_conns_driver", "RSS with N idle conns, dummy-ups", "MB", None),
     ("rss_conns_total", "RSS with N idle conns, upsd + dummy-ups", "MB", None),
+    ("conns_sockets", "sockets open in upsd while holding N idle conns", "n", None),
     ("listen_s", "start to listening (VER answered)", "s", _target_listen),
     ("serving_s", "start to serving (GET VAR answered)", "s", None),
 ]
@@ -380,6 +449,8 @@ def main(argv=None):
     p.add_argument("--python", default=sys.executable, help="interpreter for nutapp")
     p.add_argument("--out", default=os.path.join(HERE, "results", "latest.md"))
     p.add_argument("--json", help="also write the raw results here")
+    p.add_argument("--nice", type=int, default=10,
+                   help="as root, run servers and nutload at nice -N (0: off)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args(argv)
 
@@ -414,7 +485,11 @@ def main(argv=None):
                             [C_UPSD, "-F"] + runas, ""))
 
     results = {"stacks": [s.label for s in stacks], "metrics": {},
-               "machine": _machine(), "c_version": _c_version()}
+               "machine": _machine(), "c_version": _c_version(), "load": [_loadavg()]}
+    if args.nice and os.getuid() == 0:
+        # Shared machines: the servers and nutload inherit this, both stacks alike.
+        os.nice(-args.nice)
+        results["nice"] = "; servers and load generator ran at nice -%d" % args.nice
     m = results["metrics"]
 
     def put(key, stack, value):
@@ -433,21 +508,7 @@ def main(argv=None):
             put("rss_idle_upsd", s, up)
             put("rss_idle_driver", s, drv)
 
-        cpu = {}
-        runs = {}
-        configs = [("get_1_rr", 1, 1), ("get_1_pipe", 1, args.depth),
-                   ("get_50_rr", 50, 1), ("get_50_pipe", 50, args.depth)]
-        for rep in range(args.repeat):
-            for key, conns, depth in configs:
-                for s in stacks:
-                    r = run_get(nutload, s, conns, depth, args.duration, args.warmup)
-                    log("%s %s run %d: %.0f req/s (nutload cpu %.2f)"
-                        % (s.label, key, rep + 1, r["rps"], r["cpu"]))
-                    runs.setdefault((key, s.label), []).append(r["rps"])
-                    cpu[s.label] = max(cpu.get(s.label, 0.0), r["cpu"])
-        for (key, label), values in runs.items():
-            m.setdefault(key, {})[label] = statistics.median(values)
-        m["nutload_cpu"] = cpu
+        measure_get(nutload, stacks, args, m)
 
         for s in stacks:
             r = run_list(nutload, s, args.lists)
@@ -457,13 +518,15 @@ def main(argv=None):
             put("list_mean_ms", s, r["mean_us"] / 1000.0)
 
         for s in stacks:
-            up, drv = run_idle(nutload, s, args.idle_conns)
-            log("%s with %d idle connections: upsd %.1f MB, driver %.1f MB"
-                % (s.label, args.idle_conns, up, drv))
+            up, drv, socks = run_idle(nutload, s, args.idle_conns)
+            log("%s with %d idle connections: upsd %.1f MB (%d sockets open), driver %.1f MB"
+                % (s.label, args.idle_conns, up, socks, drv))
+            put("conns_sockets", s, socks)
             put("rss_conns_upsd", s, up)
             put("rss_conns_driver", s, drv)
             put("rss_conns_total", s, up + drv)
     finally:
+        results["load"].append(_loadavg())
         for s in stacks:
             s.stop()
         if not args.keep:
@@ -504,6 +567,11 @@ def _free_ports(n):
     for s in socks:
         s.close()
     return ports
+
+
+def _loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
 
 
 def _machine():
