@@ -11,7 +11,7 @@ class NutError(Exception):
     word = "UNKNOWN-COMMAND"
 
     def __init__(self, message="", word=None):
-        Exception.__init__(self, message or (word or self.word))
+        super().__init__(message or (word or self.word))
         if word is not None:
             self.word = word
         self.message = message or self.word
@@ -33,7 +33,7 @@ class ConfigError(NutError):
         where = ""
         if filename:
             where = filename + (":" + str(lineno) if lineno else "") + ": "
-        NutError.__init__(self, where + message)
+        super().__init__(where + message)
         self.filename = filename
         self.lineno = lineno
         self.problem = message
