@@ -133,26 +133,15 @@ class ClientProtocol(asyncio.Protocol):
     def data_received(self, data):
         if self.session is None or self.upgrading:
             return
-        self.last_activity = time.monotonic()
-        self.buf += data
+        now = self.last_activity = time.monotonic()
         srv = self.server
-        srv.core.now = self.last_activity
+        srv.core.now = now
         out = []
         session = self.session
-        while True:
-            i = self.buf.find(b"\n")
-            if i < 0:
-                if len(self.buf) > MAX_LINE:
-                    if not self.discarding:
-                        out.append("ERR INVALID-ARGUMENT\n")
-                        srv.ratelog("conn", "overlong line from %s dropped" % self.addr,
-                                    self.addr)
-                    self.discarding = True
-                    self.buf = b""
-                break
-            line = self.buf[:i]
-            self.buf = self.buf[i + 1:]
-            if self.discarding:
+        lines = (self.buf + data if self.buf else data).split(b"\n")
+        rest = lines.pop()  # what follows the last newline: an unfinished line
+        for line in lines:
+            if self.discarding:  # the end of an overlong line
                 self.discarding = False
                 continue
             if len(line) > MAX_LINE:
@@ -160,8 +149,15 @@ class ClientProtocol(asyncio.Protocol):
                 continue
             out.append(session.handle_line(line.decode("latin-1")))
             if session.closing or session.start_tls:
-                self.buf = b""
+                rest = b""
                 break
+        if len(rest) > MAX_LINE:
+            if not self.discarding:
+                out.append("ERR INVALID-ARGUMENT\n")
+                srv.ratelog("conn", "overlong line from %s dropped" % self.addr, self.addr)
+            self.discarding = True
+            rest = b""
+        self.buf = rest
         if out:
             self.transport.write("".join(out).encode("latin-1", "replace"))
             if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
