@@ -374,6 +374,17 @@ def report(results, args):
         "Load average %s at the start, %s at the end%s."
         % (results["load"][0], results["load"][1], results.get("nice", "")),
         "",
+    ]
+    busy = max(float(x) for x in results["load"]) > info["cpus"]
+    if busy:
+        lines += [
+            "**The machine was busy** (load average above its CPU count): other work "
+            "competed for the CPUs, so throughput and round-trip figures are lower and "
+            "noisier than on a quiet machine. CPU time per request and memory are "
+            "still comparable between the stacks.",
+            "",
+        ]
+    lines += [
         "GET: `GET VAR %s %s` for %.0f s after %.1f s warm-up, median of %d runs; "
         "pipelined = %d requests in flight per connection; GET ours/C is the median "
         "of the ratios of back-to-back runs. CPU per GET: upsd's user + system time "
