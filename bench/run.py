@@ -354,7 +354,7 @@ def report(results, args):
             continue
         b = m[key].get(c)
         ratio = m.get("paired", {}).get(key)
-        if ratio is None:
+        if ratio is None and unit != "n":
             ratio = a / b if a is not None and b else None
         verdict = ""
         tdesc = ""
@@ -375,10 +375,13 @@ def report(results, args):
         % (results["load"][0], results["load"][1], results.get("nice", "")),
         "",
     ]
-    busy = max(float(x) for x in results["load"]) > info["cpus"]
+    # The run itself keeps about two tasks busy; much more than that at its
+    # start means other work.
+    busy = float(results["load"][0]) > 1.5 * info["cpus"]
     if busy:
         lines += [
-            "**The machine was busy** (load average above its CPU count): other work "
+            "**The machine was busy** (load average at the start above 1.5x its CPU "
+            "count): other work "
             "competed for the CPUs, so throughput and round-trip figures are lower and "
             "noisier than on a quiet machine. CPU time per request and memory are "
             "still comparable between the stacks.",

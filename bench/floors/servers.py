@@ -22,6 +22,9 @@ import sys
 import time
 
 FIXED = b'VAR ups ups.status "OL"\n'
+# Every server reads into one preallocated buffer, as nutapp's upsd does, so
+# that none pays for a fresh allocation per read (see upsd.ClientProtocol).
+BUFFER = memoryview(bytearray(64 * 1024))
 
 
 def make_core():
@@ -77,7 +80,7 @@ def epoll_loop(port, on_data):
                 continue
             conn = conns[fd]
             try:
-                data = conn[0].recv(65536)
+                data = bytes(BUFFER[:conn[0].recv_into(BUFFER)])
             except OSError:
                 data = b""
             if not data:
@@ -114,14 +117,17 @@ def epoll_session(port):
     epoll_loop(port, on_data)
 
 
-class _Fixed(asyncio.Protocol):
+class _Fixed(asyncio.BufferedProtocol):
     def connection_made(self, transport):
         self.transport = transport
         transport.get_extra_info("socket").setsockopt(
             socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def data_received(self, data):
-        self.transport.write(FIXED * data.count(b"\n"))
+    def get_buffer(self, sizehint):
+        return BUFFER
+
+    def buffer_updated(self, nbytes):
+        self.transport.write(FIXED * BUFFER[:nbytes].tobytes().count(b"\n"))
 
 
 async def _serve(port, factory):
@@ -148,7 +154,7 @@ def asyncio_session(port):
     srv.clients = set()
     srv.per_source = {}
     srv.ratelog = lambda *args: None
-    srv.recv_view = memoryview(bytearray(64 * 1024))
+    srv.recv_view = BUFFER
     asyncio.run(_serve(port, lambda: ClientProtocol(srv)))
 
 
@@ -159,7 +165,7 @@ def asyncio_reader(port):
 
         def on_read(c):
             try:
-                data = c.recv(65536)
+                data = bytes(BUFFER[:c.recv_into(BUFFER)])
             except OSError:
                 data = b""
             if not data:
