@@ -90,6 +90,9 @@ def drop_privileges(runas):
             log.warning("not root: can't switch to user %s, staying uid %d",
                         runas.name, os.getuid())
         return
+    if runas.uid == 0:
+        log.warning("running as root (-u root): no privilege separation")
+        return
     os.setgroups([])
     os.setgid(runas.gid)
     os.setuid(runas.uid)

@@ -150,7 +150,7 @@ class Stack:
         return self
 
     def wait_ready(self, timeout=15.0):
-        """Wait until every UPS answers GET VAR ups.status."""
+        """Wait until every UPS serves fresh data (its dump is complete)."""
         from nutapp.clients.client import NutClient
         from nutapp.core.errors import NutError
 
@@ -161,8 +161,8 @@ class Stack:
             try:
                 with NutClient("127.0.0.1", self.port, timeout=2) as c:
                     for name in list(pending):
-                        c.get_var(name, "ups.status")
-                        c.get_var(name, "driver.name")  # the dump is complete
+                        # Answered only once the driver's dump is complete and fresh.
+                        c.get_var(name, "driver.name")
                         pending.discard(name)
             except NutError as e:
                 last = e

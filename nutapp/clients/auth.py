@@ -32,3 +32,20 @@ def wait_tracking(client, tid, timeout):
         if time.monotonic() > end:
             raise SystemExit("Can't receive status tracking information: timeout")
         time.sleep(1.0)
+
+
+def run_authenticated(client, args, request):
+    """Log in with -u/-p, send `request(client)` (SET or INSTCMD) and report
+    as NUT's tools do: the reply on stderr, or with -w the driver's result."""
+    user, password = credentials(args.user, args.password)
+    client.authenticate(user, password)
+    if args.wait:
+        client.tracking(True)
+    reply = request(client)
+    rc = 0
+    if args.wait and reply.startswith("OK TRACKING "):
+        reply = wait_tracking(client, reply[len("OK TRACKING "):], args.timeout)
+        rc = 0 if reply == "SUCCESS" else 1
+    sys.stderr.write(reply + "\n")
+    client.logout()
+    return rc

@@ -7,7 +7,7 @@
 import argparse
 import sys
 
-from nutapp.clients.auth import credentials, wait_tracking
+from nutapp.clients.auth import run_authenticated
 from nutapp.clients.client import ServerError
 from nutapp.clients.common import connect, fail, run
 
@@ -71,18 +71,6 @@ def main(argv=None, prog="upsrw"):
                 sys.stdout.write("Enter new value for %s: " % var)
                 sys.stdout.flush()
                 value = sys.stdin.readline().rstrip("\n")
-            user, password = credentials(args.user, args.password)
-            c.authenticate(user, password)
-            if args.wait:
-                c.tracking(True)
-            reply = c.set_var(ups, var, value)
-            if args.wait and reply.startswith("OK TRACKING "):
-                result = wait_tracking(c, reply[len("OK TRACKING "):], args.timeout)
-                sys.stderr.write(result + "\n")
-                c.logout()
-                return 0 if result == "SUCCESS" else 1
-            sys.stderr.write(reply + "\n")
-            c.logout()
-        return 0
+            return run_authenticated(c, args, lambda c: c.set_var(ups, var, value))
 
     return run(go)

@@ -11,8 +11,8 @@ simulator honours to be more faithful than NUT's: ``#RW:var:STRING[:len]``,
 ``#RW:var:ENUM:"value"``, ``#RW:var:RANGE:"min":"max"`` and ``#CMD:name``.
 """
 
-from .parseconf import parse_text, split_line
-from .errors import ParseError, ConfigError
+from .parseconf import parse_text
+from .errors import ConfigError
 
 
 class Definition:
@@ -52,17 +52,19 @@ def _annotation(defn, line):
                 pass
 
 
-def parse_definition(text, filename="(dummy)"):
-    """Parse a definition file; ConfigError names file:line on bad syntax."""
+def parse_definition(text, filename="(dummy)", errors=None):
+    """Parse a definition file.
+
+    Like NUT's dummy-ups, a line the grammar rejects is skipped (appended to
+    `errors` as ``(lineno, message)`` when a list is given) and the rest of
+    the file still counts.
+    """
     defn = Definition()
     for line in text.split("\n"):
         s = line.lstrip()
         if s.startswith("#RW:") or s.startswith("#CMD:"):
             _annotation(defn, s)
-    try:
-        lines = parse_text(text)
-    except ParseError as e:
-        raise ConfigError(e.message, filename, getattr(e, "lineno", None))
+    lines = parse_text(text, errors if errors is not None else [])
     for lineno, words in lines:
         head = words[0]
         if head.startswith("TIMER"):

@@ -80,12 +80,17 @@ def split_line(line, max_words=MAX_WORDS, max_len=MAX_WORD_LEN):
     return words
 
 
-def parse_text(text):
+def parse_text(text, errors=None):
     """Parse a whole file. Returns a list of ``(lineno, words)``.
 
-    Raises ParseError with ``lineno`` set on the first grammar error.
+    Raises ParseError with ``lineno`` set on the first grammar error. When
+    `errors` is a list, it is lenient the way NUT's reader is: the broken
+    logical line is dropped, ``(lineno, message)`` appended to `errors`, and
+    parsing resumes right after the offending character; an unterminated
+    quote at the end of the file just ends the last word.
     """
-    p = _Parser(0)
+    p = _Parser(MAX_WORD_LEN)
+    p.lenient = errors is not None
     for lineno, line in enumerate(text.split("\n"), 1):
         p.lineno = lineno
         p.feed(line)
@@ -95,10 +100,14 @@ def parse_text(text):
             err.lineno = p.start_line or lineno
             raise err
     if p.state in (_QUOTE, _QUOTE_LIT, _WORD_LIT):
-        err = ParseError("unbalanced quotes or trailing backslash at end of file")
-        err.lineno = p.start_line
-        raise err
+        if not p.lenient:
+            err = ParseError("unbalanced quotes or trailing backslash at end of file")
+            err.lineno = p.start_line
+            raise err
+        p.end_word()
     p.finish_line()
+    if errors is not None:
+        errors.extend(p.errors)
     return p.lines
 
 
@@ -115,6 +124,8 @@ class _Parser:
         self.error = None
         self.lineno = 1
         self.start_line = 0
+        self.lenient = False
+        self.errors = []
 
     def add(self, ch):
         o = ord(ch)
@@ -177,8 +188,15 @@ class _Parser:
                 elif ch == "\\":
                     self.state = _QUOTE_LIT
                 elif ch == "#":
-                    self.error = "unescaped # inside quotes"
-                    return
+                    if not self.lenient:
+                        self.error = "unescaped # inside quotes"
+                        return
+                    self.errors.append((self.start_line or self.lineno,
+                                        "unescaped # inside quotes"))
+                    self.word = []
+                    self.words = []
+                    self.start_line = 0
+                    self.state = _START
                 else:
                     self.add(ch)
             elif st == _QUOTE_LIT:

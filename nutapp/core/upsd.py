@@ -32,6 +32,7 @@ class Ups:
         self.last_ping = 0.0
         self.fsd = False
         self.numlogins = 0
+        self.status_placeholder = False
         self._list_cache = {}
 
     @property
@@ -41,7 +42,10 @@ class Ups:
     def driver_connected(self, send, now):
         self.send = send
         self.state.clear()
+        # A placeholder while the dump comes in; dropped at DUMPDONE if the
+        # driver has no ups.status of its own.
         self.state.setinfo("ups.status", "WAIT")
+        self.status_placeholder = True
         self.dumpdone = False
         self.data_ok = False
         self.stale = True
@@ -182,10 +186,15 @@ class Upsd:
         if not words:
             return
         if apply_sock_words(ups.state, words):
+            if ups.status_placeholder and len(words) > 1 and words[1].lower() == "ups.status":
+                ups.status_placeholder = False
             return
         cmd = words[0].upper()
         if cmd == "DUMPDONE":
             ups.dumpdone = True
+            if ups.status_placeholder:
+                ups.state.delinfo("ups.status")
+                ups.status_placeholder = False
         elif cmd == "DATAOK":
             ups.data_ok = True
         elif cmd == "DATASTALE":

@@ -10,7 +10,7 @@ DRIVERS = {
     "dummy-ups": "nutapp.drivers.dummy_ups:DummyUps",
     "usbhid-ups": "nutapp.drivers.usbhid.driver:UsbHidUps",
     "nutdrv_qx": "nutapp.drivers.nutdrv_qx:NutdrvQx",
-    "blazer_ser": "nutapp.drivers.nutdrv_qx:NutdrvQx",
+    "blazer_ser": "nutapp.drivers.nutdrv_qx:BlazerSer",
     "generic_gpio": "nutapp.drivers.generic_gpio:GenericGpio",
 }
 

@@ -17,6 +17,9 @@ from nutapp.core.errors import ConfigError
 from nutapp.drivers.base import (CommError, Driver, DriverError, STAT_HANDLED,
                                  STAT_INVALID, STAT_UNKNOWN)
 
+# NUT's dummy-ups keeps at most this many characters of a value.
+MAX_VALUE = 127
+
 # What instant commands do to the simulated UPS: variable -> value.
 _CMD_EFFECTS = {
     "load.off": {"ups.status": "OFF"},
@@ -57,6 +60,7 @@ class DummyUps(Driver):
         self.pos = 0
         self.resume_at = None  # monotonic time when a TIMER pause ends
         self.alarms = []
+        self.uses_alarms = False
         self.base_status = "OL"
 
     # -- file handling --------------------------------------------------------
@@ -72,6 +76,7 @@ class DummyUps(Driver):
         except ConfigError as e:
             raise CommError(str(e))
         self.mtime = st.st_mtime_ns
+        self.uses_alarms = any(step[0] == "alarm" for step in self.defn.steps)
         self.pos = 0
         self.resume_at = None
         self._apply_annotations()
@@ -117,23 +122,30 @@ class DummyUps(Driver):
                     self.alarms.append(step[1])
                 continue
             _, name, value = step
+            value = value[:MAX_VALUE]
             if name.lower() == "ups.status":
                 self.base_status = value
-                self._commit_status()
+                if value:
+                    self._commit_status()
+                else:
+                    d.delinfo(name)
             elif value == "":
                 d.delinfo(name)
             else:
                 d.setinfo(name, value)
                 self._set_flags(name, value)
-        self._commit_status()
+        if self.base_status:
+            self._commit_status()
         self.resume_at = None
 
     def _commit_status(self):
         d = self.dstate
-        d.alarm_init()
-        for a in self.alarms:
-            d.alarm_set(a)
-        d.alarm_commit()
+        if self.uses_alarms:
+            # ALARM lines own ups.alarm; without them it is a plain variable.
+            d.alarm_init()
+            for a in self.alarms:
+                d.alarm_set(a)
+            d.alarm_commit()
         d.status_init()
         d.status_set(self.base_status)
         d.status_commit()

@@ -440,6 +440,19 @@ def _install_password_verifier(users):
                         "`nutapp passwd` prints a hashed line to paste", u.name)
 
 
+def _raise_fd_limit(wanted):
+    """Enough file descriptors for MAXCONN clients (the soft limit is often 1024)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            log.warning("can't raise the open files limit to %d (MAXCONN)", target)
+
+
 def _read(path):
     with open(path, "rb") as f:
         return f.read().decode("utf-8", "replace")
@@ -484,6 +497,7 @@ def main(argv=None, prog="upsd"):
     if args.command:
         return daemon.signal_running(pidfile, args.command)
 
+    _raise_fd_limit(conf.maxconn + 64)
     server = Server(conf, statepath)
     try:
         server.bind()
