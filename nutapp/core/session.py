@@ -44,6 +44,9 @@ class Session:
     def __init__(self, upsd, addr):
         self.upsd = upsd
         self.addr = addr
+        # What per-source limits count by: the address, or its network
+        # (an IPv6 host usually owns a whole /64).
+        self.source = upsd.source_key(addr)
         self.username = None
         self.password = None
         self.user = None  # authenticated User, once credentials were checked
@@ -116,28 +119,38 @@ class Session:
         return "%s@%s" % (self.username or "-", self.addr)
 
     def _authorized(self, action=None, instcmd=None):
-        """Check the credentials (throttled per source) and a permission."""
+        """Check the credentials (throttled per source) and a permission.
+
+        `action` may be a tuple: any one of the actions is enough.
+        """
         upsd = self.upsd
         if self.user is None:
-            if upsd.throttle.blocked(self.addr, upsd.now):
-                upsd.log("auth", "refused %s: too many failed logins from %s"
-                         % (self.username, self.addr))
+            if upsd.throttle.blocked(self.source, upsd.now):
+                upsd.log("auth", "refused user %s from %s: too many failed logins from "
+                         "that address" % (self.username, self.addr), self.addr)
                 return False
             users = upsd.users
             user = users.get(self.username)
             if not users.check(self.username, self.password):
-                blocked = upsd.throttle.failure(self.addr, upsd.now)
+                blocked = upsd.throttle.failure(self.source, upsd.now)
                 upsd.log("auth", "failed login for user %s from %s%s"
                          % (self.username, self.addr,
-                            " (source blocked for a while)" if blocked else ""))
+                            " (address blocked for a while)" if blocked else ""),
+                         self.addr)
                 return False
             if user.allowfrom and not upsd.addr_allowed(user, self.addr):
-                upsd.log("auth", "user %s not allowed from %s" % (self.username, self.addr))
+                upsd.log("auth", "user %s not allowed from %s (allowfrom)"
+                         % (self.username, self.addr), self.addr)
                 return False
-            upsd.throttle.success(self.addr)
+            upsd.throttle.success(self.source)
             self.user = user
-        if action is not None and not self.user.may(action):
-            return False
+        if action is not None:
+            wanted = action if isinstance(action, tuple) else (action,)
+            for a in wanted:
+                if self.user.may(a):
+                    break
+            else:
+                return False
         if instcmd is not None and not self.user.may_instcmd(instcmd):
             return False
         return True
@@ -174,15 +187,23 @@ class Session:
         if args:
             return err("INVALID-ARGUMENT")
         if self.tls:
-            self.upsd.log("tls", "client %s sent STARTTLS twice" % self.addr)
+            self.upsd.log("tls", "client %s sent STARTTLS twice" % self.addr, self.addr)
             return err("ALREADY-SSL-MODE")
         if not self.upsd.tls_available:
             return err("FEATURE-NOT-CONFIGURED")
         if self.username is not None or self.password is not None:
             # Credentials already crossed the wire in clear: refuse, so the
             # client notices instead of believing the session is protected.
-            self.upsd.log("tls", "client %s sent STARTTLS after credentials" % self.addr)
+            self.upsd.log("tls", "client %s sent STARTTLS after credentials" % self.addr,
+                          self.addr)
             return err("INVALID-ARGUMENT")
+        if not self.upsd.tls_rate.allow(self.source, self.upsd.now):
+            # Close rather than answer an error: a client must not go on
+            # in plaintext because the server was busy.
+            self.upsd.log("tls", "client %s starts TLS too often: disconnected" % self.addr,
+                          self.addr)
+            self.closing = True
+            return err("ACCESS-DENIED")
         self.start_tls = True
         return "OK STARTTLS\n"
 
@@ -192,7 +213,8 @@ class Session:
         if self.username is not None:
             return err("ALREADY-SET-USERNAME")
         if self.upsd.require_tls and not self.tls:
-            self.upsd.log("tls", "refused USERNAME from %s before STARTTLS" % self.addr)
+            self.upsd.log("tls", "refused USERNAME from %s before STARTTLS" % self.addr,
+                          self.addr)
             return err("ACCESS-DENIED")
         self.username = args[0]
         return "OK\n"
@@ -203,7 +225,8 @@ class Session:
         if self.password is not None:
             return err("ALREADY-SET-PASSWORD")
         if self.upsd.require_tls and not self.tls:
-            self.upsd.log("tls", "refused PASSWORD from %s before STARTTLS" % self.addr)
+            self.upsd.log("tls", "refused PASSWORD from %s before STARTTLS" % self.addr,
+                          self.addr)
             return err("ACCESS-DENIED")
         self.password = args[0]
         return "OK\n"
@@ -238,7 +261,7 @@ class Session:
             return err("INVALID-ARGUMENT")
         if self.upsd.get_ups(args[0]) is None:
             return err("UNKNOWN-UPS")
-        if not (self._authorized(action="PRIMARY") or self._authorized(action="MASTER")):
+        if not self._authorized(action=("PRIMARY", "MASTER")):
             return err("ACCESS-DENIED")
         return "OK %s\n" % granted
 
