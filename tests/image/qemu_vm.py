@@ -139,7 +139,9 @@ class Vm:
 
 
 def nut_list_var(port, ups, timeout=1.0):
-    """One `LIST VAR ups` over a fresh connection; the reply's lines, or None."""
+    """One `LIST VAR ups` over a fresh connection; the reply's lines, or None
+    (no answer, an ERR, or a reply without ups.status: the driver has not
+    given upsd its data yet)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.sendall(b"LIST VAR %s\n" % ups.encode())
@@ -149,7 +151,10 @@ def nut_list_var(port, ups, timeout=1.0):
                 if not chunk or data.startswith(b"ERR"):
                     return None
                 data += chunk
-            return data.decode().splitlines()
+            lines = data.decode().splitlines()
+            if not any(line.startswith("VAR %s ups.status " % ups) for line in lines):
+                return None
+            return lines
     except OSError:
         return None
 
