@@ -50,14 +50,16 @@ def extract_boot_files(image, dest, names=("vmlinuz", "initrd.img")):
 class Vm:
     """One QEMU virt machine booting a copy of `image`."""
 
-    def __init__(self, image, append="", memory=512, cpus=2, port=None):
+    def __init__(self, image, append="", memory=512, cpus=2, port=None, root="/dev/vda2"):
         self.tmp = tempfile.mkdtemp(prefix="nutapp-qemu-")
         self.disk = os.path.join(self.tmp, "sd.img")
         shutil.copyfile(image, self.disk)
         self.kernel, self.initrd = extract_boot_files(image, self.tmp)
         self.port = port or free_port()
-        self.append = ("console=ttyAMA0 root=/dev/vda2 rootfstype=squashfs ro quiet "
-                       + append).strip()
+        # Without root= the initramfs finds the root as a Pi does: partition 2
+        # of the disk whose partition 1 is labelled NUTBOOT.
+        self.append = " ".join(["console=ttyAMA0"] + (["root=" + root] if root else [])
+                               + ["rootfstype=squashfs ro quiet", append]).strip()
         self.memory = memory
         self.cpus = cpus
         self.output = bytearray()

@@ -5,7 +5,8 @@ one newer than every file it is made from exists, boots it with the guest's
 NUT port forwarded to 127.0.0.1 only, and checks from outside what the image
 promises: Debian's upsc reads the simulated UPS, the root is read-only,
 upsd and the driver run as user nut inside the overlay chroot, init brings
-back a killed upsd, and without nutapp.debug=1 the console offers no shell.
+back a killed upsd, and booted like a Pi (no root=, no nutapp.debug=1) it
+finds its root by partition label, serves, and the console offers no shell.
 
 Needs root (mmdebstrap unpacks root-owned files) and the Debian packages in
 board/debian/apt-packages.txt, which ./build.sh test installs.
@@ -162,13 +163,15 @@ def test_init_restarts_a_killed_upsd(vm):
     assert debian_upsc(vm.port).returncode == 0
 
 
-def test_console_has_no_shell_without_the_debug_flag(image, vm):
+def test_production_boot_finds_its_root_and_has_no_console_shell(image, vm):
     # Runs last: stop the debug machine first, two emulated guests on two
-    # cores would only slow each other down.
+    # cores would only slow each other down. Booted like a Pi: no root= on
+    # the kernel command line, no nutapp.debug=1.
     vm.stop()
-    machine = qemu_vm.Vm(image).start()
+    machine = qemu_vm.Vm(image, root=None).start()
     try:
         report = machine.expect(r"nutapp-status: boot-complete", BOOT_TIMEOUT)
+        assert b"nutapp-status: root=squashfs,ro," in machine.output
         assert b"debug shell" not in machine.output
         # Type a command whose output cannot appear unless a shell runs it.
         machine.send("echo shell-$((6*7))\n")
