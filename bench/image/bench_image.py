@@ -110,7 +110,7 @@ def report(results, boots):
          "%.2f" % (n_sizes["xz"] / d_sizes["xz"])),
         ("image, raw", "%.1f MB" % mb(n_sizes["raw"]), "%.1f MB" % mb(d_sizes["raw"]), "1.00"
          if n_sizes["raw"] == d_sizes["raw"] else "%.2f" % (n_sizes["raw"] / d_sizes["raw"])),
-        ("power-on to first full LIST VAR, median (each boot)", n_text, d_text,
+        ("power-on to serving the UPS, median (each boot)", n_text, d_text,
          "%.2f" % (n_med / d_med) if n_med and d_med else "-"),
         ("variables served", str(n_vars), str(d_vars), "-"),
     ]
@@ -127,8 +127,10 @@ def report(results, boots):
         "the same way: same Debian kernel and initramfs, same partition layout and zstd",
         "squashfs, same start-up scripts, same simulated UPS (overlay/etc/nut). Each boot",
         "is `qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 512` (software",
-        "emulation); the time runs from starting QEMU to the first complete reply to",
-        "`LIST VAR sim` through the forwarded port, retried every 0.1 s from 127.0.0.1.",
+        "emulation); the time runs from starting QEMU to the first reply to `LIST VAR",
+        "sim` through the forwarded port (retried every 0.1 s from 127.0.0.1) that",
+        "carries the UPS's data: device.model present and ups.status no longer the",
+        "\"WAIT\" upsd shows before its driver has sent anything.",
         "",
         "| | nutapp | Debian NUT | ratio nutapp/Debian |",
         "|---|---|---|---|",

@@ -142,8 +142,9 @@ class Vm:
 
 def nut_list_var(port, ups, timeout=1.0):
     """One `LIST VAR ups` over a fresh connection; the reply's lines, or None
-    (no answer, an ERR, or a reply without ups.status: the driver has not
-    given upsd its data yet)."""
+    when the UPS's data is not served yet: no answer, an ERR, or a reply
+    without the device's model or with ups.status still "WAIT" (what
+    upsd serves before its driver has sent the data)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.sendall(b"LIST VAR %s\n" % ups.encode())
@@ -154,7 +155,9 @@ def nut_list_var(port, ups, timeout=1.0):
                     return None
                 data += chunk
             lines = data.decode().splitlines()
-            if not any(line.startswith("VAR %s ups.status " % ups) for line in lines):
+            status = [line for line in lines if line.startswith("VAR %s ups.status " % ups)]
+            model = [line for line in lines if line.startswith("VAR %s device.model " % ups)]
+            if not status or not model or status[0].endswith('"WAIT"'):
                 return None
             return lines
     except OSError:
