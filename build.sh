@@ -7,7 +7,8 @@
 #   ./build.sh verify <image>  check an image against SHA256SUMS and its signature
 #   ./build.sh setup           only install what the above need
 #
-# Set-up is idempotent: Debian packages listed in tests/apt-packages.txt are
+# Set-up is idempotent: Debian packages listed in tests/apt-packages.txt (and
+# tests/*/apt-packages.txt, board/debian/apt-packages.txt) are
 # installed when missing (as root), and a virtualenv in .venv gets nutapp
 # with its test extras.
 set -eu
@@ -68,7 +69,7 @@ setup_venv() {
 }
 
 setup() {
-	install_apt "$top/tests/apt-packages.txt" "$@"
+	install_apt "$top/tests/apt-packages.txt" "$top"/tests/*/apt-packages.txt "$@"
 	setup_venv
 }
 

@@ -14,7 +14,8 @@ COMMANDS = {
     "upscmd": "nutapp.clients.upscmd:main",
     "upsrw": "nutapp.clients.upsrw:main",
     "upsmon": "nutapp.upsmon.main:main",
-    "passwd": "nutapp.passwd:main",
+    "passwd": "nutapp.passwords:main",
+    "mdns": "nutapp.mdns:main",
     "provision": "nutapp.provision.main:main",
     "nut-scanner": "nutapp.drivers.scanner:main",
 }

@@ -345,9 +345,11 @@ def _default_user():
 def _kill_power(proc):
     async def go():
         await proc.driver.open()
-        order = ("shutdown.return", "shutdown.stayoff", "load.off")
+        # NUT's order: each of these gives the host ups.delay.shutdown first;
+        # an immediate load.off is never used for a shutdown.
+        order = ("shutdown.return", "shutdown.reboot", "load.off.delay", "shutdown.stayoff")
         if "stayoff" in proc.options:  # NUT's flag: stay off when power returns
-            order = ("shutdown.stayoff", "shutdown.return", "load.off")
+            order = ("shutdown.stayoff",) + order[:3]
         for cmd in order:
             if proc.dstate.state.has_cmd(cmd):
                 status = await proc.driver.instcmd(cmd, None)

@@ -1,0 +1,630 @@
+"""The repository as a Buildroot external tree (BR2_EXTERNAL, name NUTAPP).
+
+A Buildroot build downloads its toolchain and every source, so it cannot
+run here. What can be checked offline is checked:
+
+- always: the tree's shape (external.desc, Config.in, external.mk, the
+  package recipes), that every file a defconfig names exists, the users
+  table, the boot files against the partition layout, and post-build.sh
+  and post-image.sh run on stand-in inputs (the image with the real
+  genimage, mtools and e2fsprogs when the machine has them);
+- with BUILDROOT_DIR pointing at a Buildroot source tree: every defconfig
+  loaded by Buildroot's kconfig, which drops an option whose dependencies
+  are not met without a word, so each option is compared with the
+  resulting .config; the packages as Buildroot's make sees them
+  (printvars); the BusyBox applets the overlay's scripts call; and
+  utils/check-package over the files of the external tree.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[2]
+EXTERNAL = "$(BR2_EXTERNAL_NUTAPP_PATH)"
+DEFCONFIGS = sorted(TOP.glob("configs/*_defconfig"))
+PACKAGES = sorted(p.parent for p in TOP.glob("package/*/Config.in"))
+RPI_DEFCONFIGS = [d for d in DEFCONFIGS if "_rpi" in d.name]
+
+# The files this tree adds to Buildroot (the overlay and board/common are
+# shared with the Debian-package image and follow its conventions).
+EXTERNAL_TREE = ["external.desc", "Config.in", "external.mk", "package", "configs",
+                 "board/buildroot"]
+
+BUILDROOT_DIR = os.environ.get("BUILDROOT_DIR")
+needs_buildroot = pytest.mark.skipif(
+    not (BUILDROOT_DIR and Path(BUILDROOT_DIR, "Makefile").is_file()
+         and Path(BUILDROOT_DIR, "support/kconfig").is_dir()),
+    reason="set BUILDROOT_DIR to a Buildroot source tree to load the defconfigs",
+)
+
+
+def defconfig_id(path):
+    return path.name[: -len("_defconfig")]
+
+
+def parse_config(path):
+    """Options of a defconfig or .config: name -> raw value, None if unset."""
+    options = {}
+    for line in Path(path).read_text().splitlines():
+        m = re.fullmatch(r"# (BR2_\w+) is not set", line.strip())
+        if m:
+            options[m.group(1)] = None
+            continue
+        m = re.fullmatch(r"(BR2_\w+)=(.*)", line.strip())
+        if m:
+            options[m.group(1)] = m.group(2)
+    return options
+
+
+def unquote(value):
+    assert value.startswith('"') and value.endswith('"'), value
+    return value[1:-1]
+
+
+def external_paths(value):
+    """The files of this tree a string option names."""
+    return [TOP / word[len(EXTERNAL) + 1:] for word in unquote(value).split()
+            if word.startswith(EXTERNAL + "/")]
+
+
+def board_dir(options):
+    (path,) = external_paths(options["BR2_ROOTFS_POST_SCRIPT_ARGS"])
+    return path
+
+
+def users_table():
+    """The users table's entries: lists of the nine fields."""
+    entries = []
+    for line in (TOP / "board/common/users.txt").read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        entries.append(line.split(maxsplit=8))
+    return entries
+
+
+def kconfig_fragment(paths):
+    options = {}
+    for path in paths:
+        for line in path.read_text().splitlines():
+            m = re.fullmatch(r"(CONFIG_\w+)=(.*)", line.strip())
+            if m:
+                options[m.group(1)] = m.group(2)
+            m = re.fullmatch(r"# (CONFIG_\w+) is not set", line.strip())
+            if m:
+                options[m.group(1)] = None
+    return options
+
+
+# -- the tree's shape ---------------------------------------------------------
+
+
+def test_external_desc_names_the_tree():
+    fields = {}
+    for line in (TOP / "external.desc").read_text().splitlines():
+        key, sep, value = line.partition(": ")
+        assert sep and value.strip(), f"not 'keyword: value': {line!r}"
+        fields[key] = value.strip()
+
+    assert fields["name"] == "NUTAPP"
+    assert re.fullmatch(r"[A-Za-z0-9_]+", fields["name"])
+    assert set(fields) <= {"name", "desc"}
+    assert len(fields.get("desc", "")) <= 40
+
+
+def test_config_in_sources_every_package():
+    sourced = []
+    for line in (TOP / "Config.in").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = re.fullmatch(r'source "\$BR2_EXTERNAL_NUTAPP_PATH/(package/[^/"]+)/Config.in"',
+                         line)
+        assert m, f"Config.in: not a package source line: {line!r}"
+        sourced.append(TOP / m.group(1))
+
+    assert PACKAGES, "no package/*/Config.in"
+    assert sorted(sourced) == PACKAGES
+
+
+def test_external_mk_includes_every_recipe():
+    text = (TOP / "external.mk").read_text()
+    assert "include $(sort $(wildcard $(BR2_EXTERNAL_NUTAPP_PATH)/package/*/*.mk))" in text
+    for package in PACKAGES:
+        assert (package / f"{package.name}.mk").is_file()
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)
+def test_package_recipe(package):
+    prefix = package.name.upper().replace("-", "_")
+    mk = (package / f"{package.name}.mk").read_text()
+    variables = dict(re.findall(r"^(\w+)\s*[+:]?=\s*(.*)$", mk, re.M))
+    config_in = (package / "Config.in").read_text()
+
+    assert re.search(rf"^config BR2_PACKAGE_{prefix}$", config_in, re.M)
+    assert "depends on BR2_PACKAGE_PYTHON3" in config_in
+    assert mk.rstrip().endswith("$(eval $(python-package))")
+    for name in variables:
+        assert name.startswith(prefix + "_"), f"{name} is not {prefix}_*"
+    for suffix in ("VERSION", "SITE", "LICENSE", "SETUP_TYPE"):
+        assert f"{prefix}_{suffix}" in variables
+    assert variables[f"{prefix}_SETUP_TYPE"] in ("setuptools", "pep517")
+
+    if variables.get(f"{prefix}_SITE_METHOD") == "local":
+        return
+    # A download: its hash, and each license file's, must be recorded,
+    # since the defconfigs set BR2_DOWNLOAD_FORCE_CHECK_HASHES.
+    hashes = (package / f"{package.name}.hash").read_text()
+    version = variables[f"{prefix}_VERSION"]
+    source = variables[f"{prefix}_SOURCE"].replace(f"$({prefix}_VERSION)", version)
+    assert re.search(rf"^sha256\s+[0-9a-f]{{64}}\s+{re.escape(source)}$", hashes, re.M)
+    for license_file in variables.get(f"{prefix}_LICENSE_FILES", "").split():
+        assert re.search(rf"^sha256\s+[0-9a-f]{{64}}\s+{re.escape(license_file)}$",
+                         hashes, re.M)
+
+
+def test_nutapp_recipe_builds_this_tree():
+    mk = TOP / "package/nutapp/nutapp.mk"
+    text = mk.read_text()
+    assert re.search(r"^NUTAPP_SITE = \$\(BR2_EXTERNAL_NUTAPP_PATH\)$", text, re.M)
+    assert re.search(r"^NUTAPP_SITE_METHOD = local$", text, re.M)
+
+    # Evaluate the recipe with GNU make, Buildroot's macros stubbed out.
+    stub = f"BR2_EXTERNAL_NUTAPP_PATH = {TOP}\npython-package =\ninclude {mk}\n" \
+           "print:\n\t@echo '$(NUTAPP_VERSION)'\n"
+    out = subprocess.run(["make", "-s", "-f", "-", "print"], input=stub, text=True,
+                         capture_output=True, check=True).stdout.strip()
+    project = tomllib.loads((TOP / "pyproject.toml").read_text())["project"]
+    assert out == project["version"]
+
+    # post-build.sh writes nutapp.__version__ for the console's status
+    # line; the image must not report one version and install another.
+    init = (TOP / "nutapp/__init__.py").read_text()
+    assert re.search(rf'^__version__ = "{re.escape(out)}"$', init, re.M)
+
+
+def test_gpiozero_recipe_is_for_64_bit_only():
+    config_in = (TOP / "package/python-gpiozero64/Config.in").read_text()
+    assert "depends on BR2_aarch64" in config_in
+    assert "depends on !BR2_PACKAGE_PYTHON_GPIOZERO" in config_in
+    nutapp = (TOP / "package/nutapp/Config.in").read_text()
+    assert "select BR2_PACKAGE_PYTHON_GPIOZERO64 if BR2_aarch64" in nutapp
+
+
+# -- the defconfigs -----------------------------------------------------------
+
+
+def test_there_is_a_defconfig_per_board():
+    assert {defconfig_id(d) for d in DEFCONFIGS} == {
+        "nutapp_rpi3_64", "nutapp_rpi4_64", "nutapp_rpizero2w_64",
+        "nutapp_qemu_aarch64_virt"}
+
+
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_defconfig_names_files_that_exist(defconfig):
+    options = parse_config(defconfig)
+    named = []
+    for name, value in options.items():
+        if value and value.startswith('"'):
+            named += external_paths(value)
+    assert named, "no file of this tree named"
+    for path in named:
+        assert path.exists(), f"{defconfig.name}: {path.relative_to(TOP)} does not exist"
+
+    for script in ("BR2_ROOTFS_POST_BUILD_SCRIPT", "BR2_ROOTFS_POST_IMAGE_SCRIPT"):
+        for path in external_paths(options[script]):
+            assert os.access(path, os.X_OK), f"{path} is not executable"
+    assert board_dir(options).is_dir()
+
+
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_defconfig_builds_the_appliance(defconfig):
+    options = parse_config(defconfig)
+
+    def is_set(name):
+        return options.get(name) == "y"
+
+    assert is_set("BR2_DOWNLOAD_FORCE_CHECK_HASHES")
+    # Read-only squashfs root: the remount must be explicitly off, since
+    # Buildroot's default is on.
+    assert is_set("BR2_TARGET_ROOTFS_SQUASHFS")
+    assert "BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW" in options
+    assert options["BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW"] is None
+    assert unquote(options["BR2_ROOTFS_OVERLAY"]).split()[0] == f"{EXTERNAL}/overlay"
+    assert unquote(options["BR2_ROOTFS_USERS_TABLES"]) == \
+        f"{EXTERNAL}/board/common/users.txt"
+    for package in ("PYTHON3", "PYTHON3_SSL", "PYTHON_SERIAL", "PYTHON_PYUSB",
+                    "PYTHON_CRYPTOGRAPHY", "NUTAPP"):
+        assert is_set(f"BR2_PACKAGE_{package}"), package
+    if is_set("BR2_aarch64"):
+        assert is_set("BR2_PACKAGE_PYTHON_GPIOZERO64")
+
+    # The kernel mounts the squashfs root itself and nutapp's service
+    # chroot is an overlay: both built in, with the squashfs compression.
+    fragments = kconfig_fragment(
+        external_paths(options["BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES"]))
+    assert fragments.get("CONFIG_SQUASHFS") == "y"
+    assert fragments.get("CONFIG_OVERLAY_FS") == "y"
+    (compression,) = [name[len("BR2_TARGET_ROOTFS_SQUASHFS4_"):] for name in options
+                      if name.startswith("BR2_TARGET_ROOTFS_SQUASHFS4_") and is_set(name)]
+    assert fragments.get(f"CONFIG_SQUASHFS_{compression}") == "y"
+
+
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_device_rules_give_nut_its_ups_nodes(defconfig):
+    options = parse_config(defconfig)
+    ((nut_gid),) = [int(e[3]) for e in users_table() if e[0] == "nut"]
+
+    if options.get("BR2_ROOTFS_DEVICE_CREATION_DYNAMIC_MDEV") == "y":
+        rules = (TOP / "overlay/etc/mdev.conf").read_text()
+    else:
+        assert options.get("BR2_ROOTFS_DEVICE_CREATION_DYNAMIC_EUDEV") == "y", \
+            "neither mdev nor eudev: device nodes would stay root's"
+        rules = "\n".join(p.read_text()
+                          for p in (TOP / "overlay/etc/udev/rules.d").glob("*.rules"))
+    lines = [line for line in rules.splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    for node in ("ttyUSB", "ttyACM", "hidraw", "gpiochip", "usb_device"):
+        assert any(node in line for line in lines), f"no rule for {node}"
+    assert re.search(rf"\b(nut|{nut_gid})\b", rules)
+
+
+def test_users_table_pins_the_service_user():
+    entries = users_table()
+    names = [e[0] for e in entries]
+    assert len(names) == len(set(names))
+    for entry in entries:
+        assert len(entry) >= 8, f"users.txt: fewer than 8 fields: {entry}"
+        name, uid, group, gid, password, home, shell, groups = entry[:8]
+        assert name != "root" and group != "root"
+        assert ":" not in " ".join(entry)
+        assert re.fullmatch(r"-?\d+", uid) and re.fullmatch(r"-?\d+", gid)
+        assert int(uid) != 0 and int(gid) != 0
+        assert home == "-" or (home.startswith("/") and home != "/")
+        assert shell == "-" or shell.startswith("/")
+        assert groups == "-" or re.fullmatch(r"[a-z_][a-z0-9_-]*(,[a-z_][a-z0-9_-]*)*",
+                                             groups)
+        assert password in ("*", "-") or password[0] in "!="
+
+    (nut,) = [e for e in entries if e[0] == "nut"]
+    # Files on the data partition belong to nut across images.
+    assert int(nut[1]) > 0 and int(nut[3]) > 0
+    assert nut[2] == "nut"
+
+
+# -- boot files against the partition layout ------------------------------------
+
+
+def partition_layout():
+    """(disk signature, the partition names in order) of board/common/genimage.cfg."""
+    text = (TOP / "board/common/genimage.cfg").read_text()
+    signature = re.search(r"disk-signature\s*=\s*0x([0-9a-fA-F]{8})", text).group(1)
+    return signature.lower(), re.findall(r"^\s*partition\s+(\w+)\s*\{", text, re.M)
+
+
+def kernel_args(path):
+    (line,) = [line for line in path.read_text().splitlines() if line.strip()]
+    return line.split()
+
+
+@pytest.mark.parametrize("defconfig", RPI_DEFCONFIGS, ids=defconfig_id)
+def test_rpi_boot_files_match_the_image(defconfig):
+    options = parse_config(defconfig)
+    signature, partitions = partition_layout()
+    root_index = partitions.index("rootfs") + 1
+
+    (cmdline,) = external_paths(options["BR2_PACKAGE_RPI_FIRMWARE_CMDLINE_FILE"])
+    args = kernel_args(cmdline)
+    assert f"root=PARTUUID={signature}-{root_index:02d}" in args
+    assert "rootfstype=squashfs" in args and "ro" in args and "rw" not in args
+
+    (config_txt,) = external_paths(options["BR2_PACKAGE_RPI_FIRMWARE_CONFIG_FILE"])
+    settings = dict(line.split("=", 1) for line in config_txt.read_text().splitlines()
+                    if "=" in line and not line.startswith("#"))
+    assert settings["arm_64bit"] == "1"
+    assert settings["kernel"] == "Image"
+    # The firmware named must be the variant the defconfig installs.
+    variants = {"VARIANT_PI": "start.elf", "VARIANT_PI_CD": "start_cd.elf",
+                "VARIANT_PI4": "start4.elf", "VARIANT_PI4_CD": "start4cd.elf"}
+    (installed,) = [start for variant, start in variants.items()
+                    if options.get(f"BR2_PACKAGE_RPI_FIRMWARE_{variant}") == "y"]
+    assert settings["start_file"] == installed
+    fixup = installed.replace("start", "fixup").replace(".elf", ".dat")
+    assert settings["fixup_file"] == fixup
+
+
+def test_qemu_command_line_matches_the_image():
+    _, partitions = partition_layout()
+    args = kernel_args(TOP / "board/common/cmdline-qemu.txt")
+    assert f"root=/dev/vda{partitions.index('rootfs') + 1}" in args
+    assert "rootfstype=squashfs" in args and "ro" in args
+
+
+# -- post-build.sh and post-image.sh on stand-in inputs ---------------------------
+
+
+def run_script(script, *args, env=None):
+    full_env = dict(os.environ, BR2_EXTERNAL_NUTAPP_PATH=str(TOP), **(env or {}))
+    return subprocess.run(["sh", str(TOP / "board/buildroot/common" / script), *args],
+                          env=full_env, capture_output=True, text=True)
+
+
+def test_post_build_leaves_the_overlays_boot_sequence(tmp_path):
+    target = tmp_path / "target"
+    (target / "etc/init.d").mkdir(parents=True)
+    (target / "var").mkdir()
+    (target / "boot/nut").mkdir(parents=True)
+    overlay_scripts = sorted(p.name for p in (TOP / "overlay/etc/init.d").glob("S??*"))
+    assert overlay_scripts
+    # What Buildroot's packages would have installed, beside the overlay's.
+    for name in overlay_scripts + ["S02klogd", "S50crond", "S01seedrng"]:
+        (target / "etc/init.d" / name).write_text("#!/bin/sh\n")
+    (target / "var/log").symlink_to("../tmp")
+    (target / "etc/resolv.conf").symlink_to("../tmp/resolv.conf")
+
+    result = run_script("post-build.sh", str(target), str(TOP / "board/buildroot/rpi4-64"))
+    assert result.returncode == 0, result.stderr
+
+    assert sorted(p.name for p in (target / "etc/init.d").iterdir()) == overlay_scripts
+    assert os.readlink(target / "var/log") == "/run/log"
+    assert os.readlink(target / "etc/resolv.conf") == "/run/resolv.conf"
+    assert os.readlink(target / "var/run") == "/run"
+    assert (target / "data").is_dir() and list((target / "boot").iterdir()) == []
+    version = tomllib.loads((TOP / "pyproject.toml").read_text())["project"]["version"]
+    assert (target / "usr/share/nutapp/version").read_text().strip() == version
+
+
+IMAGE_TOOLS = ["genimage", "mkfs.vfat", "mcopy", "mdir", "mke2fs", "tune2fs",
+               "mksquashfs", "sfdisk"]
+
+
+def stand_in_images(images, board):
+    """Files Buildroot would leave in output/images for BOARD, as stand-ins."""
+    images.mkdir()
+    root = images.parent / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/hostname").write_text("nutapp\n")
+    subprocess.run(["mksquashfs", str(root), str(images / "rootfs.squashfs"), "-all-root",
+                    "-noappend", "-quiet"], check=True, capture_output=True)
+    (images / "Image").write_bytes(b"kernel" * 1000)
+    if board.startswith("rpi"):
+        firmware = images / "rpi-firmware"
+        (firmware / "overlays").mkdir(parents=True)
+        for name in ("start4cd.elf", "fixup4cd.dat", "overlays/disable-bt.dtbo"):
+            (firmware / name).write_bytes(b"firmware")
+        for name in ("config.txt", "cmdline.txt"):
+            shutil.copy(TOP / "board/buildroot" / board / name, firmware / name)
+        (images / "bcm2711-rpi-4-b.dtb").write_bytes(b"dtb")
+
+
+@pytest.mark.skipif(any(shutil.which(t) is None for t in IMAGE_TOOLS),
+                    reason="needs " + ", ".join(IMAGE_TOOLS))
+@pytest.mark.parametrize("board", ["rpi4-64", "qemu-aarch64-virt"])
+def test_post_image_lays_out_the_sd_card(tmp_path, board):
+    images = tmp_path / "images"
+    stand_in_images(images, board)
+    (tmp_path / "build").mkdir()
+
+    result = run_script("post-image.sh", str(images), str(TOP / "board/buildroot" / board),
+                        env={"BUILD_DIR": str(tmp_path / "build")})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    sdcard = images / "sdcard.img"
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(sdcard)], check=True,
+                                      capture_output=True, text=True).stdout)
+    table = table["partitiontable"]
+    signature, names = partition_layout()
+    assert table["label"] == "dos" and table["id"] == f"0x{signature}"
+    parts = table["partitions"]
+    assert [p["type"] for p in parts] == ["c", "83", "83"]
+    assert names == ["boot", "rootfs", "data"]
+
+    # The root partition holds the squashfs unchanged.
+    squashfs = (images / "rootfs.squashfs").read_bytes()
+    with open(sdcard, "rb") as disk:
+        disk.seek(parts[1]["start"] * 512)
+        assert disk.read(len(squashfs)) == squashfs
+
+    listing = subprocess.run(["mdir", "-b", "-/", "-i", f"{sdcard}@@{parts[0]['start'] * 512}",
+                              "::"], check=True, capture_output=True, text=True,
+                             env=dict(os.environ, MTOOLS_SKIP_CHECK="1")).stdout
+    files = {line.strip().lstrip(":").lstrip("/") for line in listing.splitlines()}
+    if board.startswith("rpi"):
+        assert {"config.txt", "cmdline.txt", "start4cd.elf", "Image",
+                "bcm2711-rpi-4-b.dtb", "overlays/disable-bt.dtbo"} <= files
+    else:
+        assert "Image" in files
+        assert os.access(images / "start-qemu.sh", os.X_OK)
+        assert (images / "cmdline.txt").read_text() == \
+            (TOP / "board/common/cmdline-qemu.txt").read_text()
+
+
+def shell_scripts():
+    scripts = []
+    for path in sorted((TOP / "board/buildroot").rglob("*")):
+        if path.is_file() and path.read_bytes()[:9] == b"#!/bin/sh":
+            scripts.append(path)
+    return scripts
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="needs shellcheck")
+def test_board_scripts_pass_shellcheck():
+    scripts = shell_scripts()
+    assert len(scripts) >= 3
+    result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout
+
+
+# -- with a Buildroot source tree -------------------------------------------------
+
+
+def buildroot_make(out, *targets, check=True):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BR2_", "MAKE")) and k not in ("O", "CDPATH")}
+    return subprocess.run(["make", "-s", "--no-print-directory", "-C", BUILDROOT_DIR,
+                           f"O={out}", f"BR2_EXTERNAL={TOP}", *targets],
+                          env=env, capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """Each defconfig loaded once: name -> its output dir."""
+    dirs = {}
+    for defconfig in DEFCONFIGS:
+        out = tmp_path_factory.mktemp(defconfig_id(defconfig))
+        result = buildroot_make(out, defconfig.name, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        dirs[defconfig.name] = out
+    return dirs
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_defconfig_survives_kconfig(loaded, defconfig):
+    out = loaded[defconfig.name]
+    ours = parse_config(defconfig)
+    resolved = parse_config(out / ".config")
+
+    dropped = {name: (value, resolved.get(name)) for name, value in ours.items()
+               if resolved.get(name) != value}
+    assert not dropped, f"kconfig changed (ours, resolved): {dropped}"
+
+    buildroot_make(out, "savedefconfig", f"BR2_DEFCONFIG={out}/saved_defconfig")
+    saved = parse_config(out / "saved_defconfig")
+    # Everything that differs from Buildroot's defaults is written in ours.
+    assert set(saved.items()) <= set(ours.items())
+
+    # Paths without the tree's prefix are Buildroot's own files.
+    for name in ("BR2_GLOBAL_PATCH_DIR", "BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE"):
+        if ours.get(name):
+            assert Path(BUILDROOT_DIR, unquote(ours[name])).exists(), name
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_packages_as_buildroot_sees_them(loaded, defconfig):
+    names = ["PACKAGES", "NUTAPP_VERSION", "NUTAPP_SITE", "NUTAPP_SITE_METHOD",
+             "NUTAPP_LICENSE", "PYTHON_GPIOZERO64_HASH_FILES"]
+    printed = buildroot_make(loaded[defconfig.name], "printvars",
+                             "VARS=" + " ".join(names)).stdout
+    values = dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)
+    packages = set(values["PACKAGES"].split())
+
+    wanted = {"nutapp", "python3", "python-serial", "python-pyusb", "python-cryptography",
+              "openssl", "busybox"}
+    if parse_config(defconfig).get("BR2_aarch64") == "y":
+        wanted |= {"python-gpiozero64", "python-colorzero"}
+        assert str(TOP / "package/python-gpiozero64/python-gpiozero64.hash") in \
+            values["PYTHON_GPIOZERO64_HASH_FILES"].split()
+    assert wanted <= packages
+    if parse_config(defconfig).get("BR2_ROOTFS_DEVICE_CREATION_DYNAMIC_MDEV") == "y":
+        # mdev is BusyBox's; eudev would only add a second set of rules.
+        assert "eudev" not in packages
+
+    version = tomllib.loads((TOP / "pyproject.toml").read_text())["project"]["version"]
+    assert values["NUTAPP_VERSION"] == version
+    assert values["NUTAPP_SITE"] == str(TOP)
+    assert values["NUTAPP_SITE_METHOD"] == "local"
+    assert values["NUTAPP_LICENSE"] == "MIT"
+
+
+SHELL_BUILTINS = {"echo", "printf", "test", "kill", "cd", "exit", "return", "read", "set",
+                  "shift", "trap", "exec", "eval", "local", "export", "wait", "true",
+                  "false", "case", "esac", "for", "done", "fi", "while", "if", "then",
+                  "else", "elif", "do", "in", "break", "continue", "unset", "umask"}
+
+
+# Options of BusyBox applets that exist only with a feature built in.
+APPLET_FLAGS = {
+    ("syslogd", "C"): "FEATURE_IPC_SYSLOG",
+    ("modprobe", "b"): "FEATURE_MODPROBE_BLACKLIST",
+    ("mdev", "d"): "FEATURE_MDEV_DAEMON",
+}
+
+
+def commands_called(script):
+    """Names a shell script runs as commands (a heuristic, good enough for
+    the overlay's plain scripts): the first word of each simple command,
+    and the command xargs or chroot is given."""
+    commands = set()
+    for line in script.read_text().splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for part in re.split(r"\|\||&&|[|;&(`]|\$\(|\bthen\b|\bdo\b|\belse\b", line):
+            words = [w for w in part.split() if w not in ("!", "{", "}")]
+            while words and re.match(r"^\w+=", words[0]):
+                words = words[1:]
+            if not words:
+                continue
+            name = words[0].rsplit("/", 1)[-1]
+            commands.add(name)
+            if name in ("xargs", "chroot") and len(words) > 1:
+                commands.update(w.rsplit("/", 1)[-1] for w in words[1:2])
+    return {c for c in commands if re.fullmatch(r"[a-z][a-z0-9_-]*", c)} - SHELL_BUILTINS
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_busybox_has_what_the_overlay_calls(loaded, defconfig):
+    resolved = parse_config(loaded[defconfig.name] / ".config")
+    base = Path(BUILDROOT_DIR, unquote(resolved["BR2_PACKAGE_BUSYBOX_CONFIG"]))
+    fragments = external_paths(resolved["BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES"])
+    busybox = kconfig_fragment([base, *fragments])
+    applets = {name[len("CONFIG_"):].lower().replace("_", "-") for name in busybox}
+
+    scripts = [p for p in (TOP / "overlay").rglob("*")
+               if p.is_file() and p.read_bytes()[:2] == b"#!"]
+    assert scripts
+    missing = {}
+    for script in scripts:
+        for command in commands_called(script):
+            option = "CONFIG_" + command.upper().replace("-", "_")
+            if command in applets and busybox.get(option) != "y":
+                missing.setdefault(str(script.relative_to(TOP)), []).append(command)
+        for (command, flag), feature in APPLET_FLAGS.items():
+            if command == "modprobe" and resolved.get("BR2_PACKAGE_KMOD_TOOLS") == "y":
+                continue  # kmod's modprobe, not BusyBox's
+            if re.search(rf"\b{command}\b[^|;&\n]*\s-[a-zA-Z]*{flag}", script.read_text()) \
+                    and busybox.get(f"CONFIG_{feature}") != "y":
+                missing.setdefault(str(script.relative_to(TOP)), []).append(
+                    f"{command} -{flag}")
+    assert not missing, f"BusyBox applets off: {missing}"
+
+
+def check_package_python():
+    """An interpreter that has what utils/check-package imports."""
+    for python in (sys.executable, "/usr/bin/python3"):
+        if not shutil.which(python):
+            continue
+        probe = subprocess.run([python, "-c", "import magic, flake8"], capture_output=True)
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+@needs_buildroot
+def test_check_package_is_clean():
+    python = check_package_python()
+    if python is None or shutil.which("shellcheck") is None:
+        pytest.skip("check-package needs python-magic and flake8 (Debian: python3-magic, "
+                    "flake8) and shellcheck")
+    files = []
+    for entry in EXTERNAL_TREE:
+        path = TOP / entry
+        if path.is_file():
+            files.append(path)
+        else:
+            files += sorted(p for p in path.rglob("*") if p.is_file())
+    files = [str(p.relative_to(TOP)) for p in files if "__pycache__" not in p.parts]
+
+    result = subprocess.run([python, str(Path(BUILDROOT_DIR, "utils/check-package")),
+                             "-b", *files], cwd=TOP, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 warnings generated" in result.stderr + result.stdout
