@@ -56,7 +56,7 @@ unpack() {
 # network), Debian's NUT with the image's default UPS, and an inittab that
 # runs upsd and dummy-ups in the foreground.
 configure() {
-	local dir="$1" path
+	local dir="$1" path defaults
 	rm -rf "$dir/usr/share/doc" "$dir/usr/share/man" "$dir/usr/share/locale" \
 		"$dir/var/lib/dpkg" "$dir/var/cache" "$dir/var/log" "$dir/var/run" \
 		"$dir/run" "$dir/tmp"
@@ -79,9 +79,9 @@ configure() {
 	printf 'root:x:0:0:root:/root:/bin/sh\nnut:x:3493:3493::/nonexistent:/bin/false\n' \
 		>"$dir/etc/passwd"
 	printf 'root:x:0:\nnut:x:3493:\n' >"$dir/etc/group"
-	cp "$top/overlay/etc/nut/ups.conf" "$top/overlay/etc/nut/upsd.conf" \
-		"$top/overlay/etc/nut/upsd.users" "$top/overlay/etc/nut/eaton-5e1100i.dev" \
-		"$dir/etc/nut/"
+	defaults="$top/overlay/usr/share/nutapp/default-nut"
+	cp "$defaults/ups.conf" "$defaults/upsd.conf" "$defaults/upsd.users" \
+		"$defaults/eaton-5e1100i.dev" "$dir/etc/nut/"
 	echo MODE=netserver >"$dir/etc/nut/nut.conf"
 	cat >"$dir/etc/inittab" <<-'EOF2'
 	::sysinit:/etc/init.d/rcS

@@ -127,6 +127,8 @@ stage_rootfs() {
 	prune_rootfs "$dir"
 	busybox_links "$dir"
 	tar -C "$top/overlay" --exclude=./boot --owner=0 --group=0 -cf - . | tar -C "$dir" -xf -
+	# /etc/nut is where S50nutapp binds the configuration in use.
+	mkdir -p "$dir/etc/nut"
 	install_users "$dir"
 	install_nutapp "$dir"
 	install_modules "$dir" "$here/modules/common.rootfs" \
@@ -330,16 +332,25 @@ stage_boot() {
 		cp "$common/cmdline-qemu.txt" "$dir/cmdline.txt"
 		;;
 	esac
-	# The provisioning examples, when the tree has them.
-	if [ -d "$top/overlay/boot/nut" ]; then
-		cp -r "$top/overlay/boot/nut" "$dir/nut"
-	fi
+	# The folder settings are dropped in for provisioning, with nutapp's
+	# examples. Not on the QEMU board: it serves the image's simulated UPS.
+	case "$board" in
+	rpi*)
+		if [ -d "$top/nutapp/provision/examples" ]; then
+			cp -r "$top/nutapp/provision/examples" "$dir/nut"
+		fi
+		if [ -d "$top/overlay/boot/nut" ]; then
+			mkdir -p "$dir/nut"
+			cp -r "$top/overlay/boot/nut/." "$dir/nut/"
+		fi
+		;;
+	esac
 }
 
-# make_data DIR: the data partition's first contents (empty settings).
+# make_data DIR: the data partition's first contents: none, provisioning
+# fills it.
 make_data() {
-	mkdir -p "$1/etc"
-	chmod 0750 "$1/etc"
+	mkdir -p "$1"
 }
 
 # checksum_and_sign IMAGE: record IMAGE in SHA256SUMS (one line per file

@@ -29,7 +29,7 @@ import nutapp  # noqa: E402
 ROOT = qemu_vm.ROOT
 IMAGE = os.path.join(ROOT, "out", "nutapp-%s-qemu.img" % nutapp.__version__)
 SOURCES = ["nutapp", "overlay", "board/common", "board/debian"]
-DUMP = os.path.join(ROOT, "overlay", "etc", "nut", "eaton-5e1100i.dev")
+DUMP = os.path.join(ROOT, "overlay", "usr", "share", "nutapp", "default-nut", "eaton-5e1100i.dev")
 UPS = "sim"
 CHROOT = "/run/nutapp/root"
 NUT_UID = 3493  # board/common/users.txt
