@@ -32,8 +32,10 @@ security="${NUTAPP_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security
 suite=bookworm
 
 # What goes into the root filesystem; apt adds their dependencies.
-root_packages=(busybox-static python3-minimal python3.11-minimal python3
-	python3-serial python3-usb python3-cryptography python3-gpiozero)
+# libc-bin is for ldconfig: ctypes.util.find_library, which pyusb uses to
+# find libusb, asks `ldconfig -p`.
+root_packages=(busybox-static libc-bin python3-minimal python3.11-minimal
+	python3 python3-serial python3-usb python3-cryptography python3-gpiozero)
 # What the build takes boot files from: kernel, modules, Pi firmware.
 kit_packages=(linux-image-arm64 raspi-firmware busybox-static)
 
@@ -137,6 +139,8 @@ stage_rootfs() {
 	cp "$work/packages.txt" "$dir/usr/share/nutapp/debian-packages.txt"
 	echo "$version" >"$dir/usr/share/nutapp/version"
 	precompile "$dir"
+	# The shared library cache (ldconfig is a static program).
+	qemu-aarch64-static "$dir/sbin/ldconfig" -r "$dir"
 }
 
 # package_manifest DIR: name, version and source of every Debian package in
