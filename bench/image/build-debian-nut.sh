@@ -43,7 +43,7 @@ unpack() {
 			--include=busybox-static,nut-server --skip=download/empty \
 			--setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
 			--setup-hook="sync-in '$out/cache/debs' /var/cache/apt/archives/" \
-			--customize-hook="sync-out /var/cache/apt/archives '$out/cache/debs'" \
+			--extract-hook="sync-out /var/cache/apt/archives '$out/cache/debs'" \
 			--quiet bookworm "$tree.tmp" "deb $mirror bookworm main" \
 			"deb $mirror bookworm-updates main" \
 			"deb $security bookworm-security main" >&2

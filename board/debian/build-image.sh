@@ -100,7 +100,7 @@ unpacked_tree() {
 			--skip=download/empty \
 			--setup-hook="$mkdir_hook" \
 			--setup-hook="sync-in '$out/cache/debs' /var/cache/apt/archives/" \
-			--customize-hook="sync-out /var/cache/apt/archives '$out/cache/debs'" \
+			--extract-hook="sync-out /var/cache/apt/archives '$out/cache/debs'" \
 			--quiet \
 			"$suite" "$tmp" "deb $mirror $suite main non-free-firmware" \
 			"deb $mirror $suite-updates main non-free-firmware" \
