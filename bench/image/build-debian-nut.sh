@@ -2,7 +2,8 @@
 # Build the comparison image for bench/image: a minimal Debian arm64 root
 # running Debian's own NUT (nut-server's upsd and dummy-ups) serving the
 # same simulated UPS, booted the same way as the nutapp image: same kernel,
-# initramfs, partition layout, zstd squashfs, start-up scripts and network.
+# initramfs, partition layout, squashfs settings, start-up scripts and
+# network.
 #
 #   bench/image/build-debian-nut.sh     (after ./build.sh image qemu)
 #
@@ -27,8 +28,9 @@ main() {
 	mkdir -p "$work" "$out/cache/debs"
 	unpack "$work/rootfs"
 	configure "$work/rootfs"
-	mksquashfs "$work/rootfs" "$work/rootfs.squashfs" -comp zstd \
-		-Xcompression-level 9 -b 256K -noappend -quiet -no-progress >/dev/null
+	# Uncompressed, as the nutapp QEMU image (board/debian/build-image.sh).
+	mksquashfs "$work/rootfs" "$work/rootfs.squashfs" -all-root -noI -noD \
+		-noF -noX -b 256K -noappend -quiet -no-progress >/dev/null
 	mkdir -p "$work/data"
 	"$top/board/common/mkimage.sh" "$nutapp_build/boot" "$work/rootfs.squashfs" \
 		"$work/data" "$image"
