@@ -70,8 +70,26 @@ class RunAs:
                 raise SystemExit("group %r not found" % group)
 
 
-def enter_chroot(path):
-    """chroot into `path` (needs root); cwd becomes its /."""
+# Modules the daemons may import lazily, which a minimal jail (NUT's: config,
+# state path, /dev/null, /etc/localtime) cannot provide after chroot.
+CHROOT_PRELOAD = ("ctypes", "encodings.idna", "encodings.ascii", "encodings.latin_1",
+                  "ipaddress", "ssl", "hashlib", "hmac", "uuid", "syslog", "resource")
+
+
+def enter_chroot(path, preload=()):
+    """chroot into `path` (needs root); cwd becomes its /.
+
+    Python and its standard library stay outside the jail, so every module
+    the process will need is imported first (`CHROOT_PRELOAD` plus the
+    caller's `preload`; missing optional ones are skipped).
+    """
+    import importlib
+
+    for name in CHROOT_PRELOAD + tuple(preload):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     try:
         os.chroot(path)
     except OSError as e:
@@ -82,8 +100,10 @@ def enter_chroot(path):
 def drop_privileges(runas):
     """Become `runas` for good: no supplementary groups, no capabilities.
 
-    setgroups/setgid/setuid from root to an ordinary uid clears the
-    capability sets; the check at the end makes a failure loud.
+    The capability bounding set is emptied and no_new_privs set first, so
+    that not even an executed set-uid program could bring root back; then
+    setgroups/setgid/setuid from root to an ordinary uid clears the other
+    capability sets. The checks at the end make a failure loud.
     """
     if os.getuid() != 0:
         if os.getuid() != runas.uid:
@@ -93,15 +113,113 @@ def drop_privileges(runas):
     if runas.uid == 0:
         log.warning("running as root (-u root): no privilege separation")
         return
+    _drop_bounding_set()
     os.setgroups([])
     os.setgid(runas.gid)
     os.setuid(runas.uid)
-    try:
-        os.setuid(0)
-    except PermissionError:
-        pass
-    else:
+    for regain in (lambda: os.setuid(0), lambda: os.setgid(0)):
+        try:
+            regain()
+        except PermissionError:
+            continue
         raise SystemExit("privilege drop failed: could regain root")
+    if runas.uid != 0 and _cap_mask("CapEff") != 0:
+        raise SystemExit("privilege drop failed: capabilities left (CapEff)")
+
+
+_PR_CAPBSET_DROP = 24
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def _drop_bounding_set():
+    """Linux only; a no-op where prctl is unavailable."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return
+    for cap in range(_LAST_CAP + 1):
+        prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+    prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def _read_last_cap():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 63  # unknown: try them all, prctl refuses the ones that do not exist
+
+
+_LAST_CAP = _read_last_cap()  # read at import, before any chroot hides /proc
+
+
+def _cap_mask(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class InsecureFile(SystemExit):
+    pass
+
+
+def check_secret_file(path, what="file"):
+    """Refuse a secret (upsd.users, upsmon.conf, a TLS key) that others can
+    read, or that anyone but root (or the user running us) could change.
+
+    Raises InsecureFile with one line naming the file, the mode or owner
+    found and the command that fixes it.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # reading it later reports the real problem
+    mode = st.st_mode & 0o7777
+    fix_mode = "chmod 0640 %s" % path
+    if mode & 0o007:
+        raise InsecureFile("%s %s is open to other users (mode %04o): run `%s`"
+                           % (what, path, mode, fix_mode))
+    if mode & 0o020:
+        raise InsecureFile("%s %s is writable by its group (mode %04o): run `%s`"
+                           % (what, path, mode, fix_mode))
+    if st.st_uid not in (0, os.geteuid()):
+        raise InsecureFile("%s %s is owned by %s, who could change it: run `chown root:%s %s`"
+                           % (what, path, _user_name(st.st_uid), _group_name(st.st_gid),
+                              path))
+
+
+def check_state_dir(path):
+    """The state path holds the driver sockets: at most 0770."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    mode = st.st_mode & 0o7777
+    if mode & 0o007:
+        raise InsecureFile("state directory %s is open to other users (mode %04o): "
+                           "run `chmod 0770 %s`" % (path, mode, path))
+
+
+def _user_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid):
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return "nut"
 
 
 def daemonize():

@@ -5,6 +5,12 @@ text, so the adapter can send it in a single write. Replies, error words and
 the order of checks follow NUT's upsd. The session never does I/O: STARTTLS
 and LOGOUT are flagged in `start_tls` / `closing` for the adapter to act on
 after writing the reply.
+
+`GET VAR` is what monitoring clients send over and over on one connection,
+so each session remembers its last few `GET VAR` replies by request line and
+answers a repeat from there while everything the reply depends on (the UPS
+table entry, the driver link, staleness, the FSD latch, the state version)
+is unchanged.
 """
 
 from .errors import ParseError
@@ -13,6 +19,7 @@ from .parseconf import quote, split_line
 HELP_TEXT = ("Commands: HELP VER PROTVER GET LIST SET INSTCMD LOGIN LOGOUT "
              "USERNAME PASSWORD STARTTLS\n")
 NETVER = "1.3"
+MAX_REMEMBERED = 32  # GET VAR replies kept per session
 
 
 def err(word):
@@ -37,6 +44,9 @@ class Session:
     def __init__(self, upsd, addr):
         self.upsd = upsd
         self.addr = addr
+        # What per-source limits count by: the address, or its network
+        # (an IPv6 host usually owns a whole /64).
+        self.source = upsd.source_key(addr)
         self.username = None
         self.password = None
         self.user = None  # authenticated User, once credentials were checked
@@ -46,15 +56,27 @@ class Session:
         self.tls_peer = None  # client certificate subject, when one was given
         self.start_tls = False
         self.closing = False
+        self.var_replies = {}  # request line -> (ups key, ups, state, version, fsd, reply)
         upsd.sessions.append(self)
 
     # -- entry points -----------------------------------------------------
     def handle_line(self, line):
+        seen = self.var_replies.get(line)
+        if seen is not None:
+            key, ups, state, version, fsd, reply = seen
+            if (state.version == version and ups.state is state and ups.fsd == fsd
+                    and ups.send is not None and not ups.stale
+                    and self.upsd.ups.get(key) is ups):
+                return reply
         try:
             words = split_line(line)
         except ParseError:
             return err("INVALID-ARGUMENT")
-        return self.handle_words(words)
+        reply = self.handle_words(words)
+        if (reply[:4] == "VAR " and len(words) == 4 and words[0].upper() == "GET"
+                and words[1].upper() == "VAR" and words[3][:7].lower() != "server."):
+            self._remember(line, words[2], reply)
+        return reply
 
     def handle_words(self, words):
         if not words:
@@ -83,32 +105,52 @@ class Session:
             self.upsd.sessions.remove(self)
 
     # -- helpers ----------------------------------------------------------
+    def _remember(self, line, name, reply):
+        """Keep a GET VAR reply with what it was computed from."""
+        ups = self.upsd.get_ups(name)
+        if ups is None:
+            return
+        if len(self.var_replies) >= MAX_REMEMBERED:
+            self.var_replies = {}
+        self.var_replies[line] = (name.lower(), ups, ups.state, ups.state.version, ups.fsd,
+                                  reply)
+
     def who(self):
         return "%s@%s" % (self.username or "-", self.addr)
 
     def _authorized(self, action=None, instcmd=None):
-        """Check the credentials (throttled per source) and a permission."""
+        """Check the credentials (throttled per source) and a permission.
+
+        `action` may be a tuple: any one of the actions is enough.
+        """
         upsd = self.upsd
         if self.user is None:
-            if upsd.throttle.blocked(self.addr, upsd.now):
-                upsd.log("auth", "refused %s: too many failed logins from %s"
-                         % (self.username, self.addr))
+            if upsd.throttle.blocked(self.source, upsd.now):
+                upsd.log("auth", "refused user %s from %s: too many failed logins from "
+                         "that address" % (self.username, self.addr), self.addr)
                 return False
             users = upsd.users
             user = users.get(self.username)
             if not users.check(self.username, self.password):
-                blocked = upsd.throttle.failure(self.addr, upsd.now)
+                blocked = upsd.throttle.failure(self.source, upsd.now)
                 upsd.log("auth", "failed login for user %s from %s%s"
                          % (self.username, self.addr,
-                            " (source blocked for a while)" if blocked else ""))
+                            " (address blocked for a while)" if blocked else ""),
+                         self.addr)
                 return False
             if user.allowfrom and not upsd.addr_allowed(user, self.addr):
-                upsd.log("auth", "user %s not allowed from %s" % (self.username, self.addr))
+                upsd.log("auth", "user %s not allowed from %s (allowfrom)"
+                         % (self.username, self.addr), self.addr)
                 return False
-            upsd.throttle.success(self.addr)
+            upsd.throttle.success(self.source)
             self.user = user
-        if action is not None and not self.user.may(action):
-            return False
+        if action is not None:
+            wanted = action if isinstance(action, tuple) else (action,)
+            for a in wanted:
+                if self.user.may(a):
+                    break
+            else:
+                return False
         if instcmd is not None and not self.user.may_instcmd(instcmd):
             return False
         return True
@@ -145,39 +187,44 @@ class Session:
         if args:
             return err("INVALID-ARGUMENT")
         if self.tls:
-            self.upsd.log("tls", "client %s sent STARTTLS twice" % self.addr)
+            self.upsd.log("tls", "client %s sent STARTTLS twice" % self.addr, self.addr)
             return err("ALREADY-SSL-MODE")
         if not self.upsd.tls_available:
             return err("FEATURE-NOT-CONFIGURED")
         if self.username is not None or self.password is not None:
             # Credentials already crossed the wire in clear: refuse, so the
             # client notices instead of believing the session is protected.
-            self.upsd.log("tls", "client %s sent STARTTLS after credentials" % self.addr)
+            self.upsd.log("tls", "client %s sent STARTTLS after credentials" % self.addr,
+                          self.addr)
             return err("INVALID-ARGUMENT")
+        if not self.upsd.tls_rate.allow(self.source, self.upsd.now):
+            # Close rather than answer an error: a client must not go on
+            # in plaintext because the server was busy.
+            self.upsd.log("tls", "client %s starts TLS too often: disconnected" % self.addr,
+                          self.addr)
+            self.closing = True
+            return err("ACCESS-DENIED")
         self.start_tls = True
         return "OK STARTTLS\n"
 
-    def cmd_username(self, args):
+    def _credential(self, args, attr, name):
+        """USERNAME / PASSWORD: set once, and only over TLS when required."""
         if len(args) != 1:
             return err("INVALID-ARGUMENT")
-        if self.username is not None:
-            return err("ALREADY-SET-USERNAME")
+        if getattr(self, attr) is not None:
+            return err("ALREADY-SET-" + name)
         if self.upsd.require_tls and not self.tls:
-            self.upsd.log("tls", "refused USERNAME from %s before STARTTLS" % self.addr)
+            self.upsd.log("tls", "refused %s from %s before STARTTLS" % (name, self.addr),
+                          self.addr)
             return err("ACCESS-DENIED")
-        self.username = args[0]
+        setattr(self, attr, args[0])
         return "OK\n"
 
+    def cmd_username(self, args):
+        return self._credential(args, "username", "USERNAME")
+
     def cmd_password(self, args):
-        if len(args) != 1:
-            return err("INVALID-ARGUMENT")
-        if self.password is not None:
-            return err("ALREADY-SET-PASSWORD")
-        if self.upsd.require_tls and not self.tls:
-            self.upsd.log("tls", "refused PASSWORD from %s before STARTTLS" % self.addr)
-            return err("ACCESS-DENIED")
-        self.password = args[0]
-        return "OK\n"
+        return self._credential(args, "password", "PASSWORD")
 
     def cmd_login(self, args):
         if len(args) != 1:
@@ -209,7 +256,7 @@ class Session:
             return err("INVALID-ARGUMENT")
         if self.upsd.get_ups(args[0]) is None:
             return err("UNKNOWN-UPS")
-        if not (self._authorized(action="PRIMARY") or self._authorized(action="MASTER")):
+        if not self._authorized(action=("PRIMARY", "MASTER")):
             return err("ACCESS-DENIED")
         return "OK %s\n" % granted
 

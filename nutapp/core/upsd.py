@@ -133,6 +133,31 @@ class LoginThrottle:
             self.sources.pop(next(iter(self.sources)))
 
 
+class SourceRate:
+    """A token bucket per source address: `burst` events at once, then
+    `rate` per second. Memory is bounded by `max_sources`."""
+
+    def __init__(self, rate=16.0, burst=64, max_sources=4096):
+        self.rate = rate
+        self.burst = burst
+        self.max_sources = max_sources
+        self.sources = {}  # addr -> [tokens, last_time]
+
+    def allow(self, addr, now):
+        e = self.sources.get(addr)
+        if e is None:
+            if len(self.sources) >= self.max_sources:
+                self.sources.clear()  # a flood of sources: start afresh
+            e = [float(self.burst), now]
+            self.sources[addr] = e
+        e[0] = min(float(self.burst), e[0] + (now - e[1]) * self.rate)
+        e[1] = now
+        if e[0] < 1.0:
+            return False
+        e[0] -= 1.0
+        return True
+
+
 class Upsd:
     def __init__(self, conf, users, version="2.8.0"):
         self.conf = conf
@@ -146,9 +171,15 @@ class Upsd:
         self.tls_available = False
         self.require_tls = conf.require_tls
         self.throttle = LoginThrottle()
+        # TLS handshakes cost the server far more than the client: at most
+        # 64 at once, then 16 a second, per source address.
+        self.tls_rate = SourceRate()
         self.descriptions = None  # object with .var(name) / .cmd(name)
         self.addr_allowed = lambda user, addr: True
-        self.log = lambda event, msg: None  # adapter installs a logger
+        self.source_key = lambda addr: addr  # the adapter groups IPv6 by /64
+        # The adapter installs a logger: log(event, msg, source=None); security
+        # events name their source address so it can rate-limit per source.
+        self.log = lambda event, msg, source=None: None
 
     # -- UPS table --------------------------------------------------------
     def get_ups(self, name):

@@ -64,6 +64,10 @@ class Users:
     def __init__(self):
         self.users = {}  # name (case-sensitive, as NUT) -> User
         self.verify = lambda stored, given: constant_time_equal(stored, given)
+        # What an unknown user's password is checked against, so that a
+        # wrong name costs as much as a wrong password (a hash when the file
+        # holds hashes: the server sets it).
+        self.dummy = "x" * 8
 
     def get(self, name):
         return self.users.get(name)
@@ -75,7 +79,7 @@ class Users:
         user = self.users.get(name)
         if user is None or user.password is None:
             # Spend the same effort as a real check to not reveal user names.
-            self.verify("x" * 8, password)
+            self.verify(self.dummy, password)
             return False
         if not self.verify(user.password, password):
             return False

@@ -295,11 +295,13 @@ def main(argv=None, driver=None, prog=None):
     chroot = args.chroot or conf.globals.get("chroot")
     try:
         runas = daemon.RunAs(user, group) if user else None
+        if chroot:
+            # As NUT: the socket is made inside the jail, where a chrooted
+            # upsd looks for it (the same state path, seen from the jail).
+            daemon.enter_chroot(chroot)
         proc.bind()
         if runas and os.getuid() == 0:
             os.chown(sockpath, runas.uid, runas.gid)
-        if chroot:
-            daemon.enter_chroot(chroot)
         if runas:
             daemon.drop_privileges(runas)
     except (SystemExit, OSError) as e:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from nutstack import APC_DUMP, PY, Stack
+from nutstack import APC_DUMP, PY, Stack, free_port
 from nutapp.clients.client import NutClient, ServerError
 
 
@@ -109,7 +109,7 @@ def test_c_reload_and_c_stop_and_sigterm_exit_0(tmp_path):
 
 def test_several_listeners_ipv4_ipv6_and_any(tmp_path):
     with Stack(tmp_path) as s:
-        p2 = s.port + 1 if s.port < 65000 else s.port - 1
+        p2 = free_port()
         s.write("upsd.conf", "LISTEN 127.0.0.1 %d\nLISTEN ::1 %d\nLISTEN 127.0.0.1 %d\n"
                 % (s.port, s.port, p2))
         s.fix_modes()
