@@ -224,17 +224,21 @@ def test_provisioning_imports_the_boot_folder_once(image, tmp_path):
                                             for name in sorted(os.listdir(examples))]
                    + ["::/nut/"], check=True, env=env)
 
+    # The UPS the example nutapp.conf configures ([ups myups], driver = auto)
+    # replaces the image's simulated one.
+    with open(os.path.join(examples, "nutapp.conf")) as f:
+        wanted = re.findall(r"^\[ups\s+([^\]\s]+)\s*\]", f.read(), re.M)
+    assert wanted, "no [ups NAME] section in the example nutapp.conf"
+
     console, names = boot_until_complete(card)
     assert "provisioning: writing to the SD card" in console
-    # The example nutapp.conf names its UPS "myups" (driver = auto); the
-    # image's simulated UPS is gone.
-    assert names == ["myups"], console
+    assert names == wanted, console
     listing = subprocess.run(["mdir", "-b", "-i", fat, "::/nut"], capture_output=True,
                              text=True, env=env, check=True).stdout
     assert "SERVER-CERTIFICATE.pem" in listing
 
     provisioned = sha256(card)
     console, names = boot_until_complete(card)
-    assert names == ["myups"], console
+    assert names == wanted, console
     assert "provisioning: writing to the SD card" not in console
     assert sha256(card) == provisioned, "the second boot wrote to the card"
