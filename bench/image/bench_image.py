@@ -9,7 +9,7 @@ and dummy-ups serving the same simulated UPS). Then for each image:
 
 - its size raw, as squashfs root, and compressed with xz -9 (what a release
   download would be);
-- N boots under qemu-system-aarch64 (virt, Cortex-A53, software emulation),
+- N boots under qemu-system-aarch64 (alternating between the two images) (virt, Cortex-A53, software emulation),
   timing from starting QEMU to the first complete `LIST VAR` reply through
   the forwarded port, retried by a client on 127.0.0.1 every 0.1 s.
 
@@ -88,19 +88,27 @@ def time_to_serving(image, timeout=300):
         vm.stop()
 
 
-def measure(image, boots):
-    sizes = {"raw": os.path.getsize(image), "squashfs": os.path.getsize(SQUASHFS[image]),
-             "xz": xz_size(image)}
-    times, variables = [], 0
+def sizes(image):
+    return {"raw": os.path.getsize(image), "squashfs": os.path.getsize(SQUASHFS[image]),
+            "xz": xz_size(image)}
+
+
+def boot_times(images, boots):
+    """{image: ([seconds or None per boot], variables served)}, the images'
+    boots interleaved so that both see the same conditions on a shared
+    machine."""
+    results = {image: ([], 0) for image in images}
     for _ in range(boots):
-        load = wait_for_quiet()
-        seconds, variables = time_to_serving(image)
-        times.append(seconds)
-        LOADS.append(load)
-        print("%s: serving after %s (load %.1f before)" % (
-            os.path.basename(image), "%.2f s" % seconds if seconds else "never", load),
-            flush=True)
-    return sizes, times, variables
+        for image in images:
+            load = wait_for_quiet()
+            seconds, variables = time_to_serving(image)
+            results[image][0].append(seconds)
+            results[image] = (results[image][0], variables)
+            LOADS.append(load)
+            print("%s: serving after %s (load %.1f before)" % (
+                os.path.basename(image), "%.2f s" % seconds if seconds else "never", load),
+                flush=True)
+    return results
 
 
 def fmt_times(times):
@@ -154,7 +162,7 @@ def report(results, boots):
         "Targets: at most %d MB compressed (%s: %.1f MB), serving within %.0f s (%s)." % (
             TARGET_MB, verdict_size, mb(n_sizes["xz"]), TARGET_SECONDS, verdict_time),
         "",
-        "Run: %s, %d boots per image, %s, %d cores; load average before each boot"
+        "Run: %s, %d boots per image, alternating, %s, %d cores; load average before each boot"
         " (the bench waits up to 3 minutes for it to fall below 1.5): %s." % (
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), boots,
             platform.machine(), os.cpu_count(), ", ".join("%.1f" % x for x in LOADS)),
@@ -182,7 +190,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not args.no_build:
         build()
-    results = [measure(NUTAPP_IMAGE, args.boots), measure(DEBIAN_IMAGE, args.boots)]
+    times = boot_times([NUTAPP_IMAGE, DEBIAN_IMAGE], args.boots)
+    results = [(sizes(image),) + times[image] for image in (NUTAPP_IMAGE, DEBIAN_IMAGE)]
     report(results, args.boots)
     return 0
 
