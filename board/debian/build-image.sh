@@ -32,10 +32,12 @@ security="${NUTAPP_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security
 suite=bookworm
 
 # What goes into the root filesystem; apt adds their dependencies.
+# nftables loads the provisioned firewall; netbase gives it /etc/protocols.
 # libc-bin is for ldconfig: ctypes.util.find_library, which pyusb uses to
 # find libusb, asks `ldconfig -p`.
 root_packages=(busybox-static libc-bin python3-minimal python3.11-minimal
-	python3 python3-serial python3-usb python3-cryptography python3-gpiozero)
+	python3 python3-serial python3-usb python3-cryptography python3-gpiozero
+	nftables netbase)
 # What the build takes boot files from: kernel, modules, Pi firmware.
 kit_packages=(linux-image-arm64 raspi-firmware busybox-static)
 

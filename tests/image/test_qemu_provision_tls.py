@@ -6,7 +6,8 @@ image's FAT partition with mtools; the appliance boots in QEMU, provisions
 it, and leaves its made certificate on the card. Debian's NSS-built upsmon
 2.8.0, trusting only that certificate, logs in through the forwarded port
 over STARTTLS with CERTVERIFY 1 and FORCESSL 1; the password is no longer
-on the card.
+on the card; the provisioned firewall is loaded and the host is announced
+by mDNS.
 """
 
 import os
@@ -114,6 +115,19 @@ def test_debian_upsmon_verifies_the_provisioned_appliance(image, tmp_path):  # n
             time.sleep(2)
         upsmon_log = open(os.path.join(top, "upsmon.log"), errors="replace").read()
         assert "monitor@" in seen and "(TLS)" in seen, (seen, upsmon_log[-3000:])
+
+        # The provisioned firewall is loaded (and let that login through from
+        # the local subnet), and the host is announced by mDNS.
+        assert "nutapp-status: firewall-loaded" in vm.text(), vm.text()[-3000:]
+        status, rules = vm.run("nft list ruleset", timeout=60)
+        assert status == 0 and "3493" in rules and "policy drop" in rules, rules
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status, announced = vm.run("logread | grep 'answering for' || true", timeout=60)
+            if "pi-nut.local" in announced:
+                break
+            time.sleep(2)
+        assert "pi-nut.local" in announced and "_nut._tcp" in announced, announced
     finally:
         if mon_proc is not None and mon_proc.poll() is None:
             os.killpg(mon_proc.pid, signal.SIGTERM)
