@@ -38,6 +38,9 @@ suite=bookworm
 root_packages=(busybox-static libc-bin python3-minimal python3.11-minimal
 	python3 python3-serial python3-usb python3-cryptography python3-gpiozero
 	nftables netbase)
+# dropbear-bin: the SSH server, started only when SSH keys are provisioned
+# (/etc/init.d/S57sshd); its client and key converter are removed below.
+root_packages+=(dropbear-bin)
 # What the build takes boot files from: kernel, modules, Pi firmware.
 kit_packages=(linux-image-arm64 raspi-firmware busybox-static)
 
@@ -188,6 +191,9 @@ prune_rootfs() {
 		"$dir"/usr/lib/aarch64-linux-gnu/libk5crypto.so* \
 		"$dir"/usr/lib/aarch64-linux-gnu/libnsl.so* \
 		"$dir"/usr/lib/aarch64-linux-gnu/libtirpc.so*
+	# The SSH server only: no client, no key converter.
+	rm -rf "$dir/usr/bin/dbclient" "$dir/usr/bin/dropbearconvert" \
+		"$dir/usr/lib/dropbear"
 	find "$dir" -depth -name __pycache__ -type d -exec rm -rf {} +
 	# Writable places live on tmpfs; the read-only root only points there.
 	rm -rf "$dir/tmp" "$dir/var/tmp" "$dir/var/run" "$dir/var/lock"

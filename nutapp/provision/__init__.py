@@ -28,7 +28,7 @@ What the appliance's start-up is expected to do with it:
    configuration installed before (if any);
 3. apply /etc/nut/system: ``hostname -F hostname``, ``ifup -a -i
    interfaces`` (Wi-Fi through wpa_supplicant.conf), resolv.conf when
-   present, ``ntpd -p`` for each line of ntp.servers, ``nft -f
+   present, ``nutapp timesync`` from ntp.servers, ``nft -f
    nftables.conf``, authorized_keys for the SSH server when present; the
    DHCP client's hook runs ``nutapp provision --local-subnet <ip>/<prefix>``
    when the firewall allows "the local subnet";

@@ -18,6 +18,7 @@ import ipaddress
 import re
 
 from nutapp.passwords import is_hashed, parse_hash
+from nutapp.timesync import format_server, parse_server
 
 FILENAME = "nutapp.conf"
 
@@ -177,12 +178,14 @@ class _Checks:
                              "use 1 to 63 letters, digits and dashes, no dots "
                              "(the appliance is then reachable as NAME.local)")
         for server in _split_list(values.get("time_servers", "")):
-            if _is_ip(server) or valid_hostname(server, dots=True):
-                s.time_servers.append(server)
+            parsed = parse_server(server)
+            if parsed and (_is_ip(parsed[0]) or valid_hostname(parsed[0], dots=True)):
+                s.time_servers.append(format_server(parsed[0].lower(), parsed[1]))
             else:
                 problems.add(filename, line("time_servers"),
                              "%r is not a host name or an IP address" % server,
-                             "list time servers separated by commas, e.g. pool.ntp.org")
+                             "list time servers separated by commas, e.g. pool.ntp.org "
+                             "(a port may follow a colon: 192.168.1.1:123, [fd00::1]:123)")
         if "allow" in values:
             s.allow = []
             for item in _split_list(values["allow"]):

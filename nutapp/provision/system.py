@@ -9,7 +9,8 @@ files:
     wpa_supplicant.conf Wi-Fi network, with the passphrase turned into its
                         256-bit key (what WPA uses; the passphrase itself
                         is not kept)
-    ntp.servers         one time server per line (BusyBox ntpd -p ...)
+    ntp.servers         one time server per line, host or host:port
+                        (nutapp timesync reads it)
     authorized_keys     OpenSSH public keys, for the SSH server
     nftables.conf       the firewall (firewall.py)
 """
