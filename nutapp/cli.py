@@ -18,6 +18,8 @@ COMMANDS = {
     "mdns": "nutapp.mdns:main",
     "provision": "nutapp.provision.main:main",
     "nut-scanner": "nutapp.drivers.scanner:main",
+    "timesync": "nutapp.timesync:main",
+    "ssh-hostkeys": "nutapp.sshkeys:main",
 }
 
 

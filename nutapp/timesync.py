@@ -39,7 +39,6 @@ Theory of operation:
 
 import argparse
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -50,6 +49,8 @@ import struct
 import subprocess
 import sys
 import time
+
+from nutapp.sdcard import writable, write_atomic
 
 NTP_PORT = 123
 DEFAULT_SERVERS = ["pool.ntp.org"]
@@ -380,21 +381,8 @@ def save_clock(path, now=None):
     """Write the current time to `path`, replacing it in one rename; the
     partition holding it is made writable for the moment it takes."""
     now = int(time.time() if now is None else now)
-    folder = os.path.dirname(os.path.abspath(path))
-    with writable(folder):
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        try:
-            os.write(fd, b"%d\n" % now)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    with writable(os.path.dirname(os.path.abspath(path))):
+        write_atomic(path, b"%d\n" % now, 0o644)
     return now
 
 
@@ -415,59 +403,6 @@ def restore(saved, floor, now, set_time):
         return None
     set_time(target)
     return target
-
-
-LOCK_DIR = "/run/lock"
-
-
-@contextlib.contextmanager
-def writable(folder):
-    """Make the file system holding `folder` writable while the block runs,
-    when it is a read-only mount (the appliance's data partition), and
-    read-only again after; one writer at a time across processes."""
-    mountpoint, options = _mount_of(folder)
-    if "ro" not in options:
-        yield
-        return
-    lock = None
-    if os.path.isdir(LOCK_DIR):
-        lock = open(os.path.join(LOCK_DIR, "nutapp-remount.lock"), "w")
-        fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
-        _remount(mountpoint, "rw")
-        try:
-            yield
-        finally:
-            os.sync()
-            _remount(mountpoint, "ro")
-    finally:
-        if lock is not None:
-            lock.close()
-
-
-def _mount_of(folder):
-    """``(mount point, set of options)`` of the mount holding `folder`."""
-    folder = os.path.realpath(folder)
-    best, options = "/", set()
-    try:
-        with open("/proc/self/mounts") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return best, options
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 4:
-            continue
-        point = fields[1].replace("\\040", " ")
-        inside = folder == point or folder.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, options = point, set(fields[3].split(","))
-    return best, options
-
-
-def _remount(mountpoint, mode):
-    subprocess.run(["mount", "-o", "remount,%s" % mode, mountpoint], check=True,
-                   stdout=subprocess.DEVNULL)
 
 
 # --- the daemon -----------------------------------------------------------------
