@@ -137,6 +137,10 @@ stage_rootfs() {
 	# /etc/nut is where S50nutapp binds the configuration in use.
 	mkdir -p "$dir/etc/nut"
 	install_users "$dir"
+	# Root's SSH keys are the provisioned ones, when any (S57sshd).
+	mkdir -p "$dir/root/.ssh"
+	chmod 0700 "$dir/root" "$dir/root/.ssh"
+	ln -sfn /etc/nut/system/authorized_keys "$dir/root/.ssh/authorized_keys"
 	install_nutapp "$dir"
 	install_modules "$dir" "$here/modules/common.rootfs" \
 		"$here/modules/$board.rootfs"
