@@ -70,6 +70,15 @@ class Vm:
         self.lock = threading.Condition()
         self.proc = None
         self.started = None
+        self.forwards = []  # (host port, guest port): TCP forwards besides NUT's
+        self.qemu_args = []  # more QEMU options, e.g. ["-rtc", "base=2001-01-01"]
+
+    def forward(self, guest_port, host_port=None):
+        """Forward 127.0.0.1:<host port> to the guest's TCP `guest_port` too
+        (call before start); return the host port."""
+        host_port = host_port or free_port()
+        self.forwards.append((host_port, guest_port))
+        return host_port
 
     def argv(self):
         return [
@@ -79,12 +88,13 @@ class Vm:
             "-kernel", self.kernel, "-initrd", self.initrd, "-append", self.append,
             "-drive", "file=%s,format=raw,if=none,id=hd0" % self.disk,
             "-device", "virtio-blk-pci,drive=hd0",
-            "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:3493" % self.port,
+            "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:3493" % self.port
+            + "".join(",hostfwd=tcp:127.0.0.1:%d-:%d" % f for f in self.forwards),
             "-device", "virtio-net-pci,netdev=n0",
             # Entropy from the host, as a Pi's hardware generator gives: TLS
             # (upsd's STARTTLS) waits for the kernel's random pool otherwise.
             "-device", "virtio-rng-pci",
-        ]
+        ] + self.qemu_args
 
     def start(self):
         self.started = time.monotonic()
