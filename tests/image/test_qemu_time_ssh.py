@@ -149,6 +149,7 @@ def test_time_from_the_provisioned_server_and_ssh_with_the_provisioned_key(
 
         # In with the provisioned key, host key checked; the UPS as upsd
         # serves it to the host's own upsc.
+        assert qemu_vm.wait_serving(vm.port, "myups", BOOT_TIMEOUT) is not None, vm.text()
         done = ssh(ssh_port, key, known, "nutapp upsc myups@localhost ups.status")
         assert done.returncode == 0, done.stderr
         direct = subprocess.run(["upsc", "myups@127.0.0.1:%d" % vm.port, "ups.status"],
