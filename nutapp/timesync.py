@@ -7,8 +7,9 @@ checks, log times and the shutdown timers all depend on the wall clock, so
 the appliance takes the time from time servers (SNTP, RFC 4330, client mode
 of RFC 5905) and, for boots without network, keeps the last known time in a
 file on the data partition: restored early at boot when the clock is behind
-it, saved every hour and at shutdown. The clock then never goes back in
-time across boots, and never before the image was built.
+it, saved every hour and at shutdown (not at each sync: a boot that lasts
+less than an hour writes nothing to the card). The clock then never goes
+back in time across boots, and never before the image was built.
 
 Theory of operation:
 
@@ -531,7 +532,6 @@ class Daemon:
             self.step(sample.offset)
             self.log("clock set to %s (stepped %+.3f s) from %s, stratum %d"
                      % (_utc(target), sample.offset, sample.server, sample.stratum))
-            self.save_now()
         elif not self.synced:
             self.log("clock in step with %s (offset %+.3f s), stratum %d"
                      % (sample.server, sample.offset, sample.stratum))

@@ -5,7 +5,8 @@ The card gets a settings file naming a time server at 10.0.2.2:<port>
 this test serves a time 1000 days ahead of the real one, so the guest
 cannot have found it anywhere else) and an authorized_keys file with an
 ed25519 key made here. The guest boots with its clock in 2001. It must end
-up at the served time, save it on the data partition, and let this test in
+up at the served time, save it on the data partition when the time service
+stops (as at shutdown), and let this test in
 over SSH with that key, checked against the host key fingerprint it left on
 the card; a password login is not even offered, and another key is
 refused.
@@ -126,8 +127,10 @@ def test_time_from_the_provisioned_server_and_ssh_with_the_provisioned_key(
             time.sleep(3)
         status, log = vm.run("logread | grep timesync")
         assert "clock restored to" in log and "from 10.0.2.2:%d" % server.port in log, log
-        # ...and saved on the data partition, which is read-only again.
-        status, saved = vm.run("cat /data/clock; grep ' /data ' /proc/mounts")
+        # The service saves the time on the data partition as it stops, and
+        # leaves the partition read-only again.
+        status, saved = vm.run("/etc/init.d/S56timesync stop; cat /data/clock; "
+                               "grep ' /data ' /proc/mounts")
         lines = saved.strip().splitlines()
         assert abs(int(lines[0]) - (time.time() + SHIFT)) < 300, saved
         assert " ro," in lines[-1], saved
