@@ -9,7 +9,8 @@ up at the served time, save it on the data partition when the time service
 stops (as at shutdown), and let this test in
 over SSH with that key, checked against the host key fingerprint it left on
 the card; a password login is not even offered, and another key is
-refused.
+refused. The next boot restores the saved time, keeps the host key, and
+writes nothing to the card.
 """
 
 import os
@@ -24,7 +25,7 @@ import time
 import pytest
 
 import qemu_vm
-from test_qemu_boot import BOOT_TIMEOUT, image  # noqa: F401  (the image fixture)
+from test_qemu_boot import BOOT_TIMEOUT, image, sha256  # noqa: F401  (image fixture)
 from test_qemu_provision_tls import mtools
 
 pytestmark = [
@@ -105,10 +106,7 @@ def test_time_from_the_provisioned_server_and_ssh_with_the_provisioned_key(
     mtools("mcopy", "-i", fat, str(tmp_path / "nutapp.conf"), "::/nut/nutapp.conf")
     mtools("mcopy", "-i", fat, key + ".pub", "::/nut/authorized_keys")
 
-    vm = qemu_vm.Vm(card, root=None, copy=False, append="nutapp.debug=1")
-    ssh_port = vm.forward(22)
-    vm.qemu_args += ["-rtc", "base=2001-01-01T00:00:00"]
-    vm.start()
+    vm, ssh_port = start(card)
     try:
         vm.expect(r"nutapp-status: boot-complete", BOOT_TIMEOUT)
         assert "nutapp-status: ssh-started" in vm.text(), vm.text()[-3000:]
@@ -174,6 +172,32 @@ def test_time_from_the_provisioned_server_and_ssh_with_the_provisioned_key(
         spoofed = ssh(ssh_port, key, known, "true")
         assert spoofed.returncode == 255 and "Host key verification failed" in (
             spoofed.stderr), spoofed.stderr
+        vm.stop()
+
+        # The next boot: the saved time restored, the same host key, and
+        # nothing written to the card.
+        written = sha256(card)
+        vm, ssh_port = start(card)
+        vm.expect(r"nutapp-status: boot-complete", BOOT_TIMEOUT)
+        assert "nutapp-status: ssh-started" in vm.text(), vm.text()[-3000:]
+        status, log = vm.run("logread | grep timesync")
+        restored = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(lines[0])))
+        assert "clock restored to %s" % restored in log, log
+        with open(known, "w") as f:
+            f.write("[127.0.0.1]:%d %s\n" % (ssh_port, host_key))
+        again = ssh(ssh_port, key, known, "cat /data/clock")
+        assert again.returncode == 0 and again.stdout == lines[0] + "\n", again
+        vm.stop()
+        assert sha256(card) == written, "the second boot wrote to the card"
     finally:
         vm.stop()
         server.close()
+
+
+def start(card):
+    """Boot the card in place, its clock in 2001, with SSH forwarded; return
+    the machine and the host port that reaches its port 22."""
+    vm = qemu_vm.Vm(card, root=None, copy=False, append="nutapp.debug=1")
+    ssh_port = vm.forward(22)
+    vm.qemu_args += ["-rtc", "base=2001-01-01T00:00:00"]
+    return vm.start(), ssh_port
