@@ -132,6 +132,20 @@ class Client:
 
     # -- events -------------------------------------------------------------
     def on_event(self, events):
+        if events == EPOLLIN and self.ssl is None:
+            # The common case, kept short: a plaintext request to read.
+            view = self.server.recv_view
+            try:
+                n = self.sock.recv_into(view)
+            except _AGAIN:
+                return
+            except OSError:
+                n = 0
+            if n:
+                self.data_received(bytes(view[:n]))
+            else:
+                self.abort()
+            return
         if events & EPOLLOUT and self.out:
             self._flush()
             if self.closed:
@@ -139,7 +153,7 @@ class Client:
         if events & ~EPOLLOUT:  # readable, or hung up / in error: recv tells
             if self.reading:
                 self._read()
-            elif events & (select.EPOLLHUP | select.EPOLLERR):
+            else:
                 self.abort()
 
     def _read(self):
@@ -203,7 +217,19 @@ class Client:
         elif self.line_started is None or completed:
             self.line_started = now
         if out:
-            self.write("".join(out).encode("latin-1", "replace"))
+            data = "".join(out).encode("latin-1", "replace")
+            if self.ssl is None and not self.out:
+                try:  # the common case: the kernel takes the whole reply
+                    n = self.sock.send(data)
+                except _AGAIN:
+                    n = 0
+                except OSError:
+                    self.abort()
+                    return
+                if n != len(data):
+                    self._queue(data[n:])
+            else:
+                self.write(data)
             if self.closed:
                 return
         if session.closing:
@@ -233,9 +259,12 @@ class Client:
                 return
             if n == len(data):
                 return
-            self.out = data[n:]
-        else:
-            self.out += data
+            data = data[n:]
+        self._queue(data)
+
+    def _queue(self, data):
+        """Keep what the kernel did not take, until the socket is writable."""
+        self.out += data
         if len(self.out) > MAX_WRITE_BUFFER:
             self.server.ratelog("conn", "dropping %s: it does not read its replies"
                                 % self.addr, self.addr)
@@ -742,26 +771,22 @@ class Server:
     def _loop(self):
         poll = self.epoll.poll
         handlers = self.handlers
-        next_tick = time.monotonic() + 1.0
+        monotonic = time.monotonic
+        next_tick = monotonic() + 1.0
         while not self.stopping:
             if self.reload_wanted:
                 self.reload_wanted = False
                 self.load()
-                continue
-            now = time.monotonic()
+            now = monotonic()
             if now >= next_tick:
                 next_tick = now + 1.0
                 self._tick(now)
             wake = next_tick
             if self.timers:
-                due = [t for t in self.timers if t[0] <= now]
-                if due:
-                    self.timers = [t for t in self.timers if t[0] > now]
-                    for t in due:
-                        t[1]()
+                if self._run_timers(now):
                     continue
                 wake = min(wake, min(t[0] for t in self.timers))
-            for fd, events in poll(max(0.0, wake - now)):
+            for fd, events in poll(wake - now if wake > now else 0):
                 h = handlers.get(fd)
                 if h is None:
                     continue
@@ -773,6 +798,14 @@ class Server:
                         h.abort()
                     elif isinstance(h, DriverLink):
                         h.lost()
+
+    def _run_timers(self, now):
+        due = [t for t in self.timers if t[0] <= now]
+        if due:
+            self.timers = [t for t in self.timers if t[0] > now]
+            for t in due:
+                t[1]()
+        return bool(due)
 
     def _tick(self, now):
         self.core.now = now
