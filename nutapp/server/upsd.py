@@ -614,6 +614,7 @@ class Server:
         self.timers = []  # [when, callback], few: driver reconnects
         self.stopping = False
         self.reload_wanted = False
+        self.tick_due = False
 
     # -- start-up steps -----------------------------------------------------
     def bind(self):
@@ -734,6 +735,9 @@ class Server:
     def _reload(self, signum=None, frame=None):
         self.reload_wanted = True
 
+    def _alarm(self, signum=None, frame=None):
+        self.tick_due = True  # and epoll returns for the wake-up pipe
+
     def run(self, on_ready=None):
         self.epoll = select.epoll()
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -745,8 +749,11 @@ class Server:
             self.epoll.register(s.fileno(), EPOLLIN)
         old = {}
         for sig, fn in ((signal.SIGTERM, self._stop), (signal.SIGINT, self._stop),
-                        (signal.SIGHUP, self._reload)):
+                        (signal.SIGHUP, self._reload), (signal.SIGALRM, self._alarm)):
             old[sig] = signal.signal(sig, fn)
+        # The tick's clock: epoll then waits without a timeout, which spares
+        # the kernel a timer set up and torn down on every wait.
+        signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
         try:
             self.load(first=True)
             self.load_descriptions()
@@ -755,6 +762,7 @@ class Server:
             self._loop()
             log.info("signal received, exiting")
         finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
             for sig, fn in old.items():
                 signal.signal(sig, fn)
             signal.set_wakeup_fd(old_wakeup)
@@ -772,21 +780,21 @@ class Server:
         poll = self.epoll.poll
         handlers = self.handlers
         monotonic = time.monotonic
-        next_tick = monotonic() + 1.0
         while not self.stopping:
             if self.reload_wanted:
                 self.reload_wanted = False
                 self.load()
             now = monotonic()
-            if now >= next_tick:
-                next_tick = now + 1.0
+            if self.tick_due:
+                self.tick_due = False
                 self._tick(now)
-            wake = next_tick
+            timeout = -1  # SIGALRM wakes the loop every second
             if self.timers:
                 if self._run_timers(now):
                     continue
-                wake = min(wake, min(t[0] for t in self.timers))
-            for fd, events in poll(wake - now if wake > now else 0):
+                wake = min(t[0] for t in self.timers)
+                timeout = wake - now if wake > now else 0
+            for fd, events in poll(timeout):
                 h = handlers.get(fd)
                 if h is None:
                     continue
