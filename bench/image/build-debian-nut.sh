@@ -2,7 +2,8 @@
 # Build the comparison image for bench/image: a minimal Debian arm64 root
 # running Debian's own NUT (nut-server's upsd and dummy-ups) serving the
 # same simulated UPS, booted the same way as the nutapp image: same kernel,
-# initramfs, partition layout, zstd squashfs, start-up scripts and network.
+# initramfs, partition layout, squashfs settings, start-up scripts and
+# network.
 #
 #   bench/image/build-debian-nut.sh     (after ./build.sh image qemu)
 #
@@ -27,8 +28,9 @@ main() {
 	mkdir -p "$work" "$out/cache/debs"
 	unpack "$work/rootfs"
 	configure "$work/rootfs"
-	mksquashfs "$work/rootfs" "$work/rootfs.squashfs" -comp zstd \
-		-Xcompression-level 9 -b 256K -noappend -quiet -no-progress >/dev/null
+	# Uncompressed, as the nutapp QEMU image (board/debian/build-image.sh).
+	mksquashfs "$work/rootfs" "$work/rootfs.squashfs" -all-root -noI -noD \
+		-noF -noX -b 256K -noappend -quiet -no-progress >/dev/null
 	mkdir -p "$work/data"
 	"$top/board/common/mkimage.sh" "$nutapp_build/boot" "$work/rootfs.squashfs" \
 		"$work/data" "$image"
@@ -43,7 +45,7 @@ unpack() {
 			--include=busybox-static,nut-server --skip=download/empty \
 			--setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
 			--setup-hook="sync-in '$out/cache/debs' /var/cache/apt/archives/" \
-			--customize-hook="sync-out /var/cache/apt/archives '$out/cache/debs'" \
+			--extract-hook="sync-out /var/cache/apt/archives '$out/cache/debs'" \
 			--quiet bookworm "$tree.tmp" "deb $mirror bookworm main" \
 			"deb $mirror bookworm-updates main" \
 			"deb $security bookworm-security main" >&2
@@ -56,7 +58,7 @@ unpack() {
 # network), Debian's NUT with the image's default UPS, and an inittab that
 # runs upsd and dummy-ups in the foreground.
 configure() {
-	local dir="$1" path
+	local dir="$1" path defaults
 	rm -rf "$dir/usr/share/doc" "$dir/usr/share/man" "$dir/usr/share/locale" \
 		"$dir/var/lib/dpkg" "$dir/var/cache" "$dir/var/log" "$dir/var/run" \
 		"$dir/run" "$dir/tmp"
@@ -79,9 +81,9 @@ configure() {
 	printf 'root:x:0:0:root:/root:/bin/sh\nnut:x:3493:3493::/nonexistent:/bin/false\n' \
 		>"$dir/etc/passwd"
 	printf 'root:x:0:\nnut:x:3493:\n' >"$dir/etc/group"
-	cp "$top/overlay/etc/nut/ups.conf" "$top/overlay/etc/nut/upsd.conf" \
-		"$top/overlay/etc/nut/upsd.users" "$top/overlay/etc/nut/eaton-5e1100i.dev" \
-		"$dir/etc/nut/"
+	defaults="$top/overlay/usr/share/nutapp/default-nut"
+	cp "$defaults/ups.conf" "$defaults/upsd.conf" "$defaults/upsd.users" \
+		"$defaults/eaton-5e1100i.dev" "$dir/etc/nut/"
 	echo MODE=netserver >"$dir/etc/nut/nut.conf"
 	cat >"$dir/etc/inittab" <<-'EOF2'
 	::sysinit:/etc/init.d/rcS

