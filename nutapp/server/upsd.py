@@ -50,6 +50,7 @@ from nutapp.core.users import Users
 
 log = logging.getLogger("nutapp.upsd")
 
+MAX_ENCODED = 32  # encoded GET VAR replies kept per connection
 MAX_LINE = 4096  # bytes of one request line; NUT's 32 words x 512 is never needed
 MAX_WRITE_BUFFER = 256 * 1024  # unread replies before a client is dropped
 PAUSE_READING = 64 * 1024  # unsent bytes past which a client's requests wait
@@ -108,7 +109,8 @@ class Client:
 
     __slots__ = ("server", "sock", "fd", "session", "buf", "out", "discarding",
                  "reading", "mask", "last_activity", "addr", "source", "line_started",
-                 "closing", "closed", "ssl", "inbio", "outbio", "handshake_started")
+                 "closing", "closed", "ssl", "inbio", "outbio", "handshake_started",
+                 "encoded")
 
     def __init__(self, server, sock, addr):
         self.server = server
@@ -129,6 +131,10 @@ class Client:
         self.ssl = None  # the SSLObject once STARTTLS began
         self.inbio = self.outbio = None
         self.handshake_started = None  # set while the TLS handshake runs
+        # A repeated GET VAR's exact request bytes -> (line, reply, its bytes):
+        # the session decides whether the reply still holds (by identity),
+        # this only spares splitting, decoding and encoding it again.
+        self.encoded = {}
 
     # -- events -------------------------------------------------------------
     def on_event(self, events):
@@ -141,10 +147,25 @@ class Client:
                 return
             except OSError:
                 n = 0
-            if n:
-                self.data_received(bytes(view[:n]))
-            else:
+            if not n:
                 self.abort()
+                return
+            data = bytes(view[:n])
+            if not self.buf and not self.out:
+                hit = self.encoded.get(data)
+                if hit is not None and self.session.remembered(hit[0]) is hit[1]:
+                    self.last_activity = time.monotonic()
+                    try:
+                        sent = self.sock.send(hit[2])
+                    except _AGAIN:
+                        sent = 0
+                    except OSError:
+                        self.abort()
+                        return
+                    if sent != len(hit[2]):
+                        self._queue(hit[2][sent:])
+                    return
+            self.data_received(data)
             return
         if events & EPOLLOUT and self.out:
             self._flush()
@@ -188,6 +209,7 @@ class Client:
         srv = self.server
         srv.core.now = now
         out = []
+        whole = not self.buf and not self.discarding  # data starts a request
         lines = (self.buf + data if self.buf else data).split(b"\n")
         rest = lines.pop()  # what follows the last newline: an unfinished line
         completed = bool(lines)
@@ -217,6 +239,12 @@ class Client:
         elif self.line_started is None or completed:
             self.line_started = now
         if out:
+            if whole and not rest and len(lines) == 1 and len(out) == 1:
+                line = lines[0].decode("latin-1")
+                if session.remembered(line) is out[0]:
+                    if len(self.encoded) >= MAX_ENCODED:
+                        self.encoded.clear()
+                    self.encoded[data] = (line, out[0], out[0].encode("latin-1", "replace"))
             data = "".join(out).encode("latin-1", "replace")
             if self.ssl is None and not self.out:
                 try:  # the common case: the kernel takes the whole reply
@@ -615,6 +643,7 @@ class Server:
         self.stopping = False
         self.reload_wanted = False
         self.tick_due = False
+        self.due = False  # one of the three above, or a new timer
 
     # -- start-up steps -----------------------------------------------------
     def bind(self):
@@ -728,15 +757,16 @@ class Server:
     # -- main loop ----------------------------------------------------------
     def call_later(self, delay, callback):
         self.timers.append([time.monotonic() + delay, callback])
+        self.due = True
 
     def _stop(self, signum=None, frame=None):
-        self.stopping = True
+        self.stopping = self.due = True
 
     def _reload(self, signum=None, frame=None):
-        self.reload_wanted = True
+        self.reload_wanted = self.due = True
 
     def _alarm(self, signum=None, frame=None):
-        self.tick_due = True  # and epoll returns for the wake-up pipe
+        self.tick_due = self.due = True  # and epoll returns for the wake-up pipe
 
     def run(self, on_ready=None):
         self.epoll = select.epoll()
@@ -781,6 +811,7 @@ class Server:
         handlers = self.handlers
         monotonic = time.monotonic
         while not self.stopping:
+            self.due = False
             if self.reload_wanted:
                 self.reload_wanted = False
                 self.load()
@@ -794,18 +825,23 @@ class Server:
                     continue
                 wake = min(t[0] for t in self.timers)
                 timeout = wake - now if wake > now else 0
-            for fd, events in poll(timeout):
-                h = handlers.get(fd)
-                if h is None:
-                    continue
-                try:
-                    h.on_event(events)
-                except Exception:  # one broken connection never stops the server
-                    log.exception("error handling descriptor %d", fd)
-                    if isinstance(h, Client):
-                        h.abort()
-                    elif isinstance(h, DriverLink):
-                        h.lost()
+            # Serve events until a signal, a new timer or the next timer's
+            # time asks for the housekeeping above: one flag to test per wait.
+            while not self.due:
+                for fd, events in poll(timeout):
+                    h = handlers.get(fd)
+                    if h is None:
+                        continue
+                    try:
+                        h.on_event(events)
+                    except Exception:  # one broken connection never stops the server
+                        log.exception("error handling descriptor %d", fd)
+                        if isinstance(h, Client):
+                            h.abort()
+                        elif isinstance(h, DriverLink):
+                            h.lost()
+                if timeout >= 0:
+                    break
 
     def _run_timers(self, now):
         due = [t for t in self.timers if t[0] <= now]
