@@ -110,7 +110,7 @@ class Client:
     __slots__ = ("server", "sock", "fd", "session", "buf", "out", "discarding",
                  "reading", "mask", "last_activity", "addr", "source", "line_started",
                  "closing", "closed", "ssl", "inbio", "outbio", "handshake_started",
-                 "encoded")
+                 "encoded", "active")
 
     def __init__(self, server, sock, addr):
         self.server = server
@@ -134,39 +134,56 @@ class Client:
         # A repeated GET VAR's exact request bytes -> (line, reply, its bytes):
         # the session decides whether the reply still holds (by identity),
         # this only spares splitting, decoding and encoding it again.
-        self.encoded = {}
+        self.encoded = {}  # (cleared, never replaced: event_handler holds it)
+        self.active = False  # a request came since the tick last looked
 
     # -- events -------------------------------------------------------------
-    def on_event(self, events):
-        if events == EPOLLIN and self.ssl is None:
-            # The common case, kept short: a plaintext request to read.
-            view = self.server.recv_view
+    def event_handler(self):
+        """The function the loop calls with this socket's epoll events.
+
+        The common case is kept short and its names in local variables: a
+        plaintext request arrives while nothing waits to be sent, and is
+        often a repeat of a GET VAR whose encoded reply still holds.
+        """
+        recv_into = self.sock.recv_into
+        send = self.sock.send
+        view = self.server.recv_view
+        encoded = self.encoded
+        remembered = self.session.remembered
+        on_event = self.on_event
+
+        def handle(events):
+            if events != EPOLLIN or self.ssl is not None:
+                return on_event(events)
             try:
-                n = self.sock.recv_into(view)
+                n = recv_into(view)
             except _AGAIN:
                 return
             except OSError:
                 n = 0
             if not n:
-                self.abort()
-                return
+                return self.abort()
             data = bytes(view[:n])
             if not self.buf and not self.out:
-                hit = self.encoded.get(data)
-                if hit is not None and self.session.remembered(hit[0]) is hit[1]:
-                    self.last_activity = time.monotonic()
+                hit = encoded.get(data)
+                if hit is not None and remembered(hit[0]) is hit[1]:
+                    self.active = True
+                    reply = hit[2]
                     try:
-                        sent = self.sock.send(hit[2])
+                        sent = send(reply)
                     except _AGAIN:
                         sent = 0
                     except OSError:
-                        self.abort()
-                        return
-                    if sent != len(hit[2]):
-                        self._queue(hit[2][sent:])
+                        return self.abort()
+                    if sent != len(reply):
+                        self._queue(reply[sent:])
                     return
             self.data_received(data)
-            return
+
+        handle.owner = self
+        return handle
+
+    def on_event(self, events):
         if events & EPOLLOUT and self.out:
             self._flush()
             if self.closed:
@@ -503,7 +520,7 @@ class DriverLink:
         self.buf = self.out = b""
         self.discarding = False
         self.mask = EPOLLIN
-        srv.handlers[self.fd] = self
+        srv.handlers[self.fd] = self.on_event
         srv.epoll.register(self.fd, EPOLLIN)
         sock = s
 
@@ -638,7 +655,7 @@ class Server:
         self.core.addr_allowed = _addr_allowed
         self.core.source_key = _source_key
         self.epoll = None
-        self.handlers = {}  # fd -> object with on_event(events)
+        self.handlers = {}  # fd -> function called with the fd's epoll events
         self.timers = []  # [when, callback], few: driver reconnects
         self.stopping = False
         self.reload_wanted = False
@@ -751,7 +768,7 @@ class Server:
         self.per_source[source] = self.per_source.get(source, 0) + 1
         self.clients.add(c)
         c.session = Session(self.core, addr)
-        self.handlers[c.fd] = c
+        self.handlers[c.fd] = c.event_handler()
         self.epoll.register(c.fd, EPOLLIN)
 
     # -- main loop ----------------------------------------------------------
@@ -772,10 +789,10 @@ class Server:
         self.epoll = select.epoll()
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         old_wakeup = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
-        self.handlers[rfd] = SignalPipe(self, rfd)
+        self.handlers[rfd] = SignalPipe(self, rfd).on_event
         self.epoll.register(rfd, EPOLLIN)
         for s in self.listen_socks:
-            self.handlers[s.fileno()] = Listener(self, s)
+            self.handlers[s.fileno()] = Listener(self, s).on_event
             self.epoll.register(s.fileno(), EPOLLIN)
         old = {}
         for sig, fn in ((signal.SIGTERM, self._stop), (signal.SIGINT, self._stop),
@@ -833,13 +850,14 @@ class Server:
                     if h is None:
                         continue
                     try:
-                        h.on_event(events)
+                        h(events)
                     except Exception:  # one broken connection never stops the server
                         log.exception("error handling descriptor %d", fd)
-                        if isinstance(h, Client):
-                            h.abort()
-                        elif isinstance(h, DriverLink):
-                            h.lost()
+                        owner = getattr(h, "owner", None) or getattr(h, "__self__", None)
+                        if isinstance(owner, Client):
+                            owner.abort()
+                        elif isinstance(owner, DriverLink):
+                            owner.lost()
                 if timeout >= 0:
                     break
 
@@ -859,6 +877,9 @@ class Server:
         for c in list(self.clients):
             if c.closed:
                 continue
+            if c.active:  # answered from the short path, which keeps no time
+                c.active = False
+                c.last_activity = now
             if c.handshake_started is not None and c.handshake_started < tls_limit:
                 c.handshake_failed(TimeoutError("handshake timed out"))
             elif c.last_activity < limit:
