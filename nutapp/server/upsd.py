@@ -50,6 +50,9 @@ from nutapp.core.users import Users
 
 log = logging.getLogger("nutapp.upsd")
 
+# Events taken per epoll wait. Python's default (1023) makes every wait
+# allocate and free a 12 KB array; the rest simply come with the next wait.
+MAX_EVENTS = 64
 MAX_ENCODED = 32  # encoded GET VAR replies kept per connection
 MAX_LINE = 4096  # bytes of one request line; NUT's 32 words x 512 is never needed
 MAX_WRITE_BUFFER = 256 * 1024  # unread replies before a client is dropped
@@ -845,7 +848,7 @@ class Server:
             # Serve events until a signal, a new timer or the next timer's
             # time asks for the housekeeping above: one flag to test per wait.
             while not self.due:
-                for fd, events in poll(timeout):
+                for fd, events in poll(timeout, MAX_EVENTS):
                     h = handlers.get(fd)
                     if h is None:
                         continue
