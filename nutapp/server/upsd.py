@@ -8,8 +8,10 @@ reached over its Unix socket in the state path, reconnecting as needed.
 
 Theory of operation: one thread runs `Server.run`, a loop around
 `select.epoll`. Every open descriptor (listeners, clients, driver links, the
-signal wake-up pipe) is registered with the object that handles it, and each
-event calls that object's `on_event`. Client reads land in one shared
+signal wake-up pipe) is registered with the function that handles its
+events: a client's is a closure that answers a repeated GET VAR without
+leaving it (see `Client.event_handler`), everything else goes to an
+`on_event` method. Client reads land in one shared
 receive buffer and are split into lines at once; the replies to one read go
 out in one `send`, and whatever the kernel does not take waits in the
 client's `out` buffer until the socket is writable again. STARTTLS wraps the
