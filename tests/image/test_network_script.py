@@ -25,8 +25,10 @@ UNSHARE = shutil.which("unshare")
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="configures interfaces in a network namespace"),
-    pytest.mark.skipif(None in (BUSYBOX, HOST_IP, UNSHARE), reason="busybox, ip or unshare missing"),
+    pytest.mark.skipif(os.geteuid() != 0,
+                       reason="configures interfaces in a network namespace"),
+    pytest.mark.skipif(None in (BUSYBOX, HOST_IP, UNSHARE),
+                       reason="busybox, ip or unshare missing"),
 ]
 
 # Edge programs: record the call, as the real ones would be called.
@@ -173,7 +175,8 @@ def test_no_settings_fall_back_to_dhcp_with_a_status_line(box):
     "iface eth0 inet ppp\n",
 ])
 def test_unusable_settings_fall_back_to_dhcp(box, stanza):
-    (box.system / "interfaces").write_text("auto lo\niface lo inet loopback\n\nauto eth0\n" + stanza)
+    (box.system / "interfaces").write_text(
+        "auto lo\niface lo inet loopback\n\nauto eth0\n" + stanza)
     out = start(box)
     assert "inet 10.0.2.20" not in out
     assert [c for c in box.call_lines() if c.startswith("udhcpc") and " -i eth0 " in c]
@@ -260,7 +263,8 @@ def test_wifi_not_provisioned_stays_off(box):
 def test_wpa_supplicant_failing_is_reported_and_retried_on_the_next_event(box):
     box.settings(ethernet={"mode": "dhcp"}, wifi=WIFI)
     (box.run_dir / "wpa-fails").write_text("")
-    start(box, after=hotplug("add", "wlan0") + "; rm $RUN/wpa-fails; " + hotplug("add", "wlan0"))
+    start(box, after="%s; rm $RUN/wpa-fails; %s" % (hotplug("add", "wlan0"),
+                                                    hotplug("add", "wlan0")))
     assert [c.split()[0] for c in wifi_calls(box, "wlan0")] == [
         "wpa_supplicant", "wpa_supplicant", "udhcpc"], box.call_lines()
     assert "network-wifi-failed wlan0" in box.status()
