@@ -206,8 +206,11 @@ def test_wifi_joins_the_provisioned_network_only(image, tmp_path):  # noqa: F811
         # The firewall admits the Wi-Fi lease's subnet, as it does Ethernet's.
         wait_for(vm, "nft list ruleset", lambda out: "192.168.77.0/24" in out, 60,
                  "the Wi-Fi subnet in the firewall")
-        # The radio follows the provisioned country's rules.
-        status, log = vm.run("dmesg | grep -i 'regulatory\\|regdom' || true")
-        assert "country: GB" in log, log
+        # The radio follows the provisioned country's rules, from the
+        # regulatory database the kernel accepted.
+        status, log = vm.run("dmesg | grep regulatory.db")
+        assert "direct-loading firmware regulatory.db.p7s" in log and "failed" not in log, log
+        status, log = vm.run("logread | grep REGDOM-CHANGE")
+        assert "wlan0: CTRL-EVENT-REGDOM-CHANGE init=USER type=COUNTRY alpha2=GB" in log, log
     finally:
         vm.stop()
