@@ -239,6 +239,8 @@ prune_wifi() {
 		"$dir"/lib/aarch64-linux-gnu/libaudit.so* \
 		"$dir"/lib/aarch64-linux-gnu/libcap-ng.so* \
 		"$dir"/lib/aarch64-linux-gnu/libsepol.so* \
+		"$dir"/lib/aarch64-linux-gnu/libpsx.so* \
+		"$dir"/lib/aarch64-linux-gnu/libdrop_ambient.so* \
 		"$dir"/usr/lib/aarch64-linux-gnu/libsemanage.so*
 	if [ -d "$fw/brcm" ]; then
 		# Pi 3B: BCM43430; Pi 3B+ and 4B: BCM43455 (Cypress builds).
