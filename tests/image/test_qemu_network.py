@@ -13,7 +13,8 @@ network up from what it imported.
   the test makes the second (wlan1) an access point with the image's own
   tools (wpa_supplicant in AP mode, BusyBox udhcpd). An access point with
   another passphrase is refused; the right one gives wlan0 a lease, whose
-  subnet the firewall then admits as "local".
+  subnet the firewall then admits as "local". When the radio goes, what
+  ran for it stops, and it starts again when the radio comes back.
 """
 
 import os
@@ -212,5 +213,15 @@ def test_wifi_joins_the_provisioned_network_only(image, tmp_path):  # noqa: F811
         assert "direct-loading firmware regulatory.db.p7s" in log and "failed" not in log, log
         status, log = vm.run("logread | grep REGDOM-CHANGE")
         assert "wlan0: CTRL-EVENT-REGDOM-CHANGE init=USER type=COUNTRY alpha2=GB" in log, log
+
+        # The radio goes: what ran for it stops; it comes back: it starts again.
+        vm.run("kill $(cat /tmp/ap.pid) $(cat /tmp/udhcpd.pid)")
+        status, out = vm.run("modprobe -r mac80211_hwsim")
+        assert status == 0, out
+        wait_for(vm, "ps", lambda out: "-i wlan0" not in out, 60, "wlan0's programs stopping")
+        mark = len(vm.output)
+        status, out = vm.run("modprobe mac80211_hwsim radios=1")
+        assert status == 0, out
+        vm.expect(r"nutapp-status: network-wifi wlan0", 120, start=mark)
     finally:
         vm.stop()
