@@ -205,7 +205,7 @@ prune_rootfs() {
 	ln -s /run "$dir/var/run"
 	ln -s /run/lock "$dir/var/lock"
 	ln -s /run/log "$dir/var/log"
-	ln -sf /run/resolv.conf "$dir/etc/resolv.conf"
+	ln -sf /run/net/resolv.conf "$dir/etc/resolv.conf"
 }
 
 # prune_wifi DIR: wpa_supplicant and the Pi's radio firmware without what

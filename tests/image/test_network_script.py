@@ -127,7 +127,7 @@ def test_static_ipv4_address_route_and_name_servers(box):
     out = start(box)
     assert "inet 10.0.2.20/24" in out, out
     assert "default via 10.0.2.2 dev eth0" in out, out
-    assert (box.run_dir / "resolv.conf").read_text() == "nameserver 10.0.2.3\n"
+    assert (box.run_dir / "net" / "resolv.conf").read_text() == "nameserver 10.0.2.3\n"
     assert not [c for c in box.call_lines() if c.startswith("udhcpc")], box.call_lines()
     assert "nutapp-status: network-static eth0 10.0.2.20/24 via 10.0.2.2" in box.status()
 
@@ -138,7 +138,7 @@ def test_static_address_joins_a_loaded_firewall_local_networks(box):
     (box.run_dir / "firewall").write_text("")
     start(box)
     assert "nutapp provision --local-subnet 10.0.2.20/24" in box.call_lines()
-    assert not (box.run_dir / "resolv.conf").exists()
+    assert not (box.run_dir / "net" / "resolv.conf").exists()
 
 
 def test_static_ipv6(box):

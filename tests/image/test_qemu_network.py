@@ -111,6 +111,9 @@ def test_static_ethernet_address(image, tmp_path):  # noqa: F811
         assert "default via 10.0.2.2 dev eth0" in routes, routes
         status, resolv = vm.run("cat /etc/resolv.conf")
         assert resolv.strip() == "nameserver 10.0.2.3", resolv
+        # The services' chroot sees the same name servers (upsmon's hosts).
+        status, jailed = vm.run("chroot /run/nutapp/root cat /etc/resolv.conf")
+        assert jailed.strip() == "nameserver 10.0.2.3", jailed
         status, procs = vm.run("ps | grep -c '[u]dhcpc' || true")
         assert procs.strip() == "0", "a DHCP client runs:\n" + procs
         # The firewall admits the static address's network as "local" (the
