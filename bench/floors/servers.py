@@ -141,21 +141,27 @@ def asyncio_fixed(port):
 
 
 def asyncio_session(port):
-    from nutapp.core.config import UpsdConf
-    from nutapp.server.upsd import ClientProtocol
+    # What nutapp's upsd was up to its epoll rewrite: a BufferedProtocol
+    # reading into one buffer and driving a Session.
+    from nutapp.core.session import Session
 
-    class Server:
-        pass
+    core = make_core()
 
-    srv = Server()
-    srv.core = make_core()
-    srv.conf = UpsdConf()
-    srv.conf.maxconn_per_source = 4096
-    srv.clients = set()
-    srv.per_source = {}
-    srv.ratelog = lambda *args: None
-    srv.recv_view = BUFFER
-    asyncio.run(_serve(port, lambda: ClientProtocol(srv)))
+    class _Session(_Fixed):
+        def connection_made(self, transport):
+            _Fixed.connection_made(self, transport)
+            self.session = Session(core, "127.0.0.1")
+            self.buf = b""
+
+        def buffer_updated(self, nbytes):
+            core.now = time.monotonic()
+            data = bytes(BUFFER[:nbytes])
+            lines = (self.buf + data if self.buf else data).split(b"\n")
+            self.buf = lines.pop()
+            out = [self.session.handle_line(line.decode("latin-1")) for line in lines]
+            self.transport.write("".join(out).encode("latin-1", "replace"))
+
+    asyncio.run(_serve(port, _Session))
 
 
 def asyncio_reader(port):

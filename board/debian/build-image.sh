@@ -38,6 +38,10 @@ suite=bookworm
 root_packages=(busybox-static libc-bin python3-minimal python3.11-minimal
 	python3 python3-serial python3-usb python3-cryptography python3-gpiozero
 	nftables netbase)
+# Wi-Fi: wpa_supplicant joins the provisioned network, and the regulatory
+# database gives the radio its country's rules. A Pi's radio also needs its
+# firmware (added per board in main).
+root_packages+=(wpasupplicant wireless-regdb)
 # dropbear-bin: the SSH server, started only when SSH keys are provisioned
 # (/etc/init.d/S57sshd); its client and key converter are removed below.
 root_packages+=(dropbear-bin)
@@ -55,6 +59,9 @@ main() {
 	case "$board" in
 	qemu | rpi3 | rpi4) ;;
 	*) die "unknown board '$board' (qemu, rpi3, rpi4)" ;;
+	esac
+	case "$board" in
+	rpi*) root_packages+=(firmware-brcm80211) ;;
 	esac
 	[ "$(id -u)" -eq 0 ] || die "run as root (mmdebstrap unpacks files owned by root)"
 	version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$top/nutapp/__init__.py")
@@ -132,6 +139,7 @@ stage_rootfs() {
 	cp -a "$root_tree" "$dir"
 	package_manifest "$dir" >"$work/packages.txt"
 	prune_rootfs "$dir"
+	prune_wifi "$dir"
 	busybox_links "$dir"
 	tar -C "$top/overlay" --exclude=./boot --owner=0 --group=0 -cf - . | tar -C "$dir" -xf -
 	# /etc/nut is where S50nutapp binds the configuration in use.
@@ -207,7 +215,55 @@ prune_rootfs() {
 	ln -s /run "$dir/var/run"
 	ln -s /run/lock "$dir/var/lock"
 	ln -s /run/log "$dir/var/log"
-	ln -sf /run/resolv.conf "$dir/etc/resolv.conf"
+	ln -sf /run/net/resolv.conf "$dir/etc/resolv.conf"
+}
+
+# prune_wifi DIR: wpa_supplicant and the Pi's radio firmware without what
+# they drag in for a desktop: account tools and PAM (adduser), debconf,
+# D-Bus and systemd units, ifupdown hooks, and the firmware of other boards'
+# radios. wpa_supplicant links libdbus (and it libsystemd), so those stay.
+# The regulatory database is chosen the way the package's alternatives
+# would: Debian's signed copy, which Debian's kernel trusts.
+prune_wifi() {
+	local dir="$1" fw="$1/lib/firmware"
+	rm -rf "$dir/etc/adduser.conf" "$dir/etc/deluser.conf" "$dir/etc/default/useradd" \
+		"$dir/etc/pam.d" "$dir/etc/security" "$dir/etc/selinux/semanage.conf" \
+		"$dir/etc/libaudit.conf" "$dir/etc/debconf.conf" "$dir/etc/dbus-1" \
+		"$dir/etc/network" "$dir/etc/ifplugd" "$dir/etc/wpa_supplicant" \
+		"$dir/lib/systemd" "$dir/usr/lib/systemd" "$dir/usr/lib/tmpfiles.d" \
+		"$dir/usr/lib/NetworkManager" "$dir/usr/lib/pm-utils" \
+		"$dir/usr/share/dbus-1" "$dir/usr/share/perl5/Debconf" \
+		"$dir/usr/share/perl5/Debian" "$dir/usr/share/pam-configs" \
+		"$dir/usr/share/libgcrypt20" "$dir/lib/aarch64-linux-gnu/security"
+	rm -f "$dir"/usr/sbin/*user* "$dir"/usr/sbin/*group* "$dir"/usr/sbin/*pw* \
+		"$dir"/usr/sbin/*gr "$dir"/usr/sbin/grp* "$dir"/usr/sbin/chgpasswd \
+		"$dir"/usr/sbin/chpasswd "$dir"/usr/sbin/newusers "$dir"/usr/sbin/faillock \
+		"$dir"/usr/sbin/pam_timestamp_check "$dir"/usr/sbin/dpkg-*configure \
+		"$dir"/usr/bin/chage "$dir"/usr/bin/chfn "$dir"/usr/bin/chsh \
+		"$dir"/usr/bin/expiry "$dir"/usr/bin/gpasswd "$dir"/usr/bin/passwd \
+		"$dir"/usr/bin/debconf* "$dir"/sbin/mkhomedir_helper \
+		"$dir"/sbin/pam_namespace_helper "$dir"/sbin/pwhistory_helper \
+		"$dir"/sbin/shadowconfig "$dir"/sbin/unix_chkpwd "$dir"/sbin/unix_update \
+		"$dir"/sbin/wpa_action "$dir"/usr/bin/wpa_passphrase \
+		"$dir"/lib/aarch64-linux-gnu/libpam*.so* \
+		"$dir"/lib/aarch64-linux-gnu/libaudit.so* \
+		"$dir"/lib/aarch64-linux-gnu/libcap-ng.so* \
+		"$dir"/lib/aarch64-linux-gnu/libsepol.so* \
+		"$dir"/lib/aarch64-linux-gnu/libpsx.so* \
+		"$dir"/lib/aarch64-linux-gnu/libdrop_ambient.so* \
+		"$dir"/usr/lib/aarch64-linux-gnu/libsemanage.so*
+	if [ -d "$fw/brcm" ]; then
+		# Pi 3B: BCM43430; Pi 3B+ and 4B: BCM43455 (Cypress builds).
+		find "$fw/brcm" "$fw/cypress" ! -type d ! -name 'brcmfmac43430-sdio.*' \
+			! -name 'brcmfmac43455-sdio.*' ! -name 'cyfmac43430-sdio.*' \
+			! -name 'cyfmac43455-sdio.*' -delete
+		find "$fw/brcm" -name '*.txt' ! -name '*.raspberrypi,*' -delete
+	fi
+	if [ -f "$fw/regulatory.db-debian" ]; then
+		ln -sf regulatory.db-debian "$fw/regulatory.db"
+		ln -sf regulatory.db.p7s-debian "$fw/regulatory.db.p7s"
+		rm -f "$fw"/regulatory.db*-upstream
+	fi
 }
 
 # busybox_links DIR: a link for every BusyBox applet that no Debian package

@@ -61,13 +61,9 @@ class Session:
 
     # -- entry points -----------------------------------------------------
     def handle_line(self, line):
-        seen = self.var_replies.get(line)
-        if seen is not None:
-            key, ups, state, version, fsd, reply = seen
-            if (state.version == version and ups.state is state and ups.fsd == fsd
-                    and ups.send is not None and not ups.stale
-                    and self.upsd.ups.get(key) is ups):
-                return reply
+        reply = self.remembered(line)
+        if reply is not None:
+            return reply
         try:
             words = split_line(line)
         except ParseError:
@@ -77,6 +73,22 @@ class Session:
                 and words[1].upper() == "VAR" and words[3][:7].lower() != "server."):
             self._remember(line, words[2], reply)
         return reply
+
+    def remembered(self, line):
+        """The remembered reply to a repeated GET VAR line, while still true.
+
+        The same reply object comes back each time, so an adapter may keep
+        the reply's encoded bytes next to it and check them by identity.
+        """
+        seen = self.var_replies.get(line)
+        if seen is None:
+            return None
+        key, ups, state, version, fsd, reply = seen
+        if (state.version == version and ups.state is state and ups.fsd == fsd
+                and ups.send is not None and not ups.stale
+                and self.upsd.ups.get(key) is ups):
+            return reply
+        return None
 
     def handle_words(self, words):
         if not words:

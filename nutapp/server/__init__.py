@@ -1,1 +1,1 @@
-"""upsd: the network server, an asyncio adapter around nutapp.core."""
+"""upsd: the network server, an epoll adapter around nutapp.core."""

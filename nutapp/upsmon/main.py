@@ -1,6 +1,6 @@
 """`nutapp upsmon`: watch UPSes over the network and shut this host down in time.
 
-    upsmon [-D] [-F|-B] [-p] [-u user] [-f upsmon.conf]
+    upsmon [-D] [-F|-B] [-p] [-u user] [-r chroot] [-f upsmon.conf]
     upsmon -c fsd|stop|reload [-P pid]
     upsmon -K
 
@@ -9,6 +9,10 @@ read it: it holds passwords), remove our POWERDOWNFLAG left from an
 earlier shutdown, detach unless -F/-D, then split into a root parent that
 only powers the host down when asked (nutapp.upsmon.privileged) and a
 child that drops to RUN_AS_USER (or -u) and monitors (nutapp.upsmon.monitor).
+With -r (nutapp's addition; NUT's upsd has it, its upsmon not) that child
+also chroots first, as upsd does: the process that talks to the network
+then sees only the jail, which must hold upsmon.conf and the CERTPATH and
+CERTFILE paths at their usual places, and NOTIFYCMD if one is set.
 Signals to the child: SIGTERM stops, SIGHUP reloads, SIGUSR1 forces a
 shutdown (what `-c stop|reload|fsd` sends, to the pid in upsmon.pid).
 """
@@ -29,11 +33,14 @@ from . import privileged
 log = logging.getLogger("nutapp.upsmon")
 
 DEFAULT_USER = "nut"
+# What the monitoring child may import after its chroot, imported before.
+CHROOT_PRELOAD = ("nutapp.clients.tls", "nutapp.clients.client", "nutapp.upsmon.monitor",
+                  "nutapp.upsmon.notify", "subprocess")
 SIGNALS = {"fsd": signal.SIGUSR1, "stop": signal.SIGTERM, "reload": signal.SIGHUP}
 
 
 def usage(prog):
-    return ("usage: %s [-D] [-F|-B] [-p] [-u user] [-f upsmon.conf]\n"
+    return ("usage: %s [-D] [-F|-B] [-p] [-u user] [-r chroot] [-f upsmon.conf]\n"
             "       %s -c fsd|stop|reload [-P pid]\n"
             "       %s -K\n"
             "  -c <cmd>  send a command to the running upsmon: fsd (shut down now, with\n"
@@ -44,6 +51,7 @@ def usage(prog):
             "  -K        exit 0 if POWERDOWNFLAG is set (the UPS should cut power), else 1\n"
             "  -p        one privileged process (no privilege separation)\n"
             "  -u <user> run the monitoring process as <user> (default: RUN_AS_USER or nut)\n"
+            "  -r <dir>  chroot the monitoring process to <dir> before it drops privileges\n"
             "  -f <file> configuration file (default: $NUT_CONFPATH/upsmon.conf)\n"
             % (prog, prog, prog))
 
@@ -68,14 +76,14 @@ def check_mode(path):
 def main(argv=None, prog="upsmon"):
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        opts, rest = getopt.getopt(argv, "c:P:DFBhKpu:f:V")
+        opts, rest = getopt.getopt(argv, "c:P:DFBhKpu:r:f:V")
     except getopt.GetoptError as e:
         sys.stderr.write("%s: %s\n%s" % (prog, e, usage(prog)))
         return 2
     if rest:
         sys.stderr.write("%s: unexpected argument %r\n%s" % (prog, rest[0], usage(prog)))
         return 2
-    command = pid = user = None
+    command = pid = user = chroot = None
     debug, foreground, check_flag, split = 0, None, False, True
     path = paths.conffile("upsmon.conf")
     for o, a in opts:
@@ -95,6 +103,8 @@ def main(argv=None, prog="upsmon"):
             split = False
         elif o == "-u":
             user = a
+        elif o == "-r":
+            chroot = a
         elif o == "-f":
             path = a
         elif o == "-h":
@@ -109,6 +119,13 @@ def main(argv=None, prog="upsmon"):
 
     if command is not None:
         return send_command(prog, command, pidfile, pid)
+    if chroot is not None and not (split and os.getuid() == 0):
+        sys.stderr.write("%s: -r needs root and privilege separation (no -p): the "
+                         "monitoring process chroots before it drops to its user\n" % prog)
+        return 2
+    if chroot is not None and not os.path.isdir(chroot):
+        sys.stderr.write("%s: -r %s: no such directory\n" % (prog, chroot))
+        return 1
 
     daemon.setup_logging("upsmon", foreground=True, debug=debug)
     try:
@@ -132,7 +149,7 @@ def main(argv=None, prog="upsmon"):
     _startup_warnings(conf, path)
     privileged.clear_pdflag(conf)
     return start(conf, path, prog, foreground, debug, split, user or conf.run_as_user
-                 or DEFAULT_USER, pidfile)
+                 or DEFAULT_USER, pidfile, chroot)
 
 
 def _startup_warnings(conf, path):
@@ -185,7 +202,7 @@ def check_pdflag(conf):
     return 1
 
 
-def start(conf, path, prog, foreground, debug, split, user, pidfile):
+def start(conf, path, prog, foreground, debug, split, user, pidfile, chroot=None):
     runas = None
     if split:
         try:
@@ -231,6 +248,9 @@ def start(conf, path, prog, foreground, debug, split, user, pidfile):
     if runner is None:
         os._exit(1)
     try:
+        if chroot is not None:
+            daemon.enter_chroot(chroot, preload=CHROOT_PRELOAD)
+            log.info("monitoring process chrooted to %s", chroot)
         daemon.drop_privileges(runas)
     except SystemExit as e:
         log.error("%s", e)

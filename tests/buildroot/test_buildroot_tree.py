@@ -373,7 +373,7 @@ def test_post_build_leaves_the_overlays_boot_sequence(tmp_path):
 
     assert sorted(p.name for p in (target / "etc/init.d").iterdir()) == overlay_scripts
     assert os.readlink(target / "var/log") == "/run/log"
-    assert os.readlink(target / "etc/resolv.conf") == "/run/resolv.conf"
+    assert os.readlink(target / "etc/resolv.conf") == "/run/net/resolv.conf"
     assert os.readlink(target / "var/run") == "/run"
     assert (target / "data").is_dir() and list((target / "boot").iterdir()) == []
     version = tomllib.loads((TOP / "pyproject.toml").read_text())["project"]["version"]

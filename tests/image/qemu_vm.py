@@ -51,15 +51,18 @@ class Vm:
     """One QEMU virt machine booting a copy of `image`."""
 
     def __init__(self, image, append="", memory=512, cpus=2, port=None, root="/dev/vda2",
-                 copy=True):
+                 copy=True, guest=""):
         """Boot a copy of `image`, or with copy=False the image file itself
-        (what the guest writes stays, as on an SD card)."""
+        (what the guest writes stays, as on an SD card). The NUT port is
+        forwarded to the guest's address `guest`, by default the one QEMU's
+        DHCP server gives (10.0.2.15)."""
         self.tmp = tempfile.mkdtemp(prefix="nutapp-qemu-")
         self.disk = os.path.join(self.tmp, "sd.img") if copy else image
         if copy:
             shutil.copyfile(image, self.disk)
         self.kernel, self.initrd = extract_boot_files(image, self.tmp)
         self.port = port or free_port()
+        self.guest = guest
         # Without root= the initramfs finds the root as a Pi does: partition 2
         # of the disk whose partition 1 is labelled NUTBOOT.
         self.append = " ".join(["console=ttyAMA0"] + (["root=" + root] if root else [])
@@ -88,8 +91,9 @@ class Vm:
             "-kernel", self.kernel, "-initrd", self.initrd, "-append", self.append,
             "-drive", "file=%s,format=raw,if=none,id=hd0" % self.disk,
             "-device", "virtio-blk-pci,drive=hd0",
-            "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:3493" % self.port
-            + "".join(",hostfwd=tcp:127.0.0.1:%d-:%d" % f for f in self.forwards),
+            "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-%s:3493" % (self.port, self.guest)
+            + "".join(",hostfwd=tcp:127.0.0.1:%d-%s:%d" % (host, self.guest, guest)
+                      for host, guest in self.forwards),
             "-device", "virtio-net-pci,netdev=n0",
             # Entropy from the host, as a Pi's hardware generator gives: TLS
             # (upsd's STARTTLS) waits for the kernel's random pool otherwise.

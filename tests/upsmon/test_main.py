@@ -113,6 +113,36 @@ def test_privilege_separation_stop_and_stale_flag(stack):
 
 @pytest.mark.root
 @pytest.mark.skipif(os.getuid() != 0, reason="privilege separation needs root")
+def test_monitoring_child_chrooted_with_r(stack):
+    """-r: the process that talks to upsd sees only the jail, as nut."""
+    out = open_dir(stack.base / "out")
+    jail = open_dir(stack.base / "jail")
+    confdir = stack.base / "mon"
+    write_conf(confdir, upsmon_conf(["%s 1 monsecondary secondarypass secondary"
+                                     % stack.target()], out, "m", FAST))
+    mon = ours_upsmon(confdir, "-r", str(jail))
+    try:
+        wait_until(lambda: numlogins(stack) == 1, 20, "the login", mon.text)
+        child = int((confdir / "upsmon.pid").read_text())
+        assert os.readlink("/proc/%d/root" % child) == os.path.realpath(jail)
+        assert os.readlink("/proc/%d/root" % mon.p.pid) == "/"  # the parent: not jailed
+        assert uid_of(child) == pwd.getpwnam("nut").pw_uid
+        assert run(confdir, "-c", "stop").returncode == 0
+        assert mon.p.wait(15) == 0
+        assert numlogins(stack) == 0
+        assert not (confdir / "upsmon.pid").exists()  # removed by the root parent
+    finally:
+        mon.stop()
+
+
+def test_r_needs_privilege_separation(tmp_path):
+    path, _ = minimal(tmp_path)
+    r = run(path.parent, "-p", "-r", str(tmp_path))
+    assert r.returncode == 2 and "-r needs root and privilege separation" in r.stderr
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.getuid() != 0, reason="privilege separation needs root")
 def test_fsd_command_powers_down_through_the_root_parent(stack):
     out = open_dir(stack.base / "out")
     confdir = stack.base / "mon"

@@ -43,7 +43,7 @@ link_writable_places() {
 	mkdir -p "$target/boot" "$target/data" "$target/run" "$target/tmp" \
 		"$target/var/lib"
 	for link in var/tmp:/tmp var/run:/run var/lock:/run/lock \
-		var/log:/run/log etc/resolv.conf:/run/resolv.conf; do
+		var/log:/run/log etc/resolv.conf:/run/net/resolv.conf; do
 		rm -rf "${target:?}/${link%%:*}"
 		ln -s "${link#*:}" "$target/${link%%:*}"
 	done
