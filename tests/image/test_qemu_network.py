@@ -15,11 +15,14 @@ network up from what it imported.
   another passphrase is refused; the right one gives wlan0 a lease, whose
   subnet the firewall then admits as "local". When the radio goes, what
   ran for it stops, and it starts again when the radio comes back.
+- Firewall: with `allow` naming a network the host is not in, the
+  forwarded connections are refused while upsd serves on the box.
 """
 
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 
@@ -120,6 +123,56 @@ def test_static_ethernet_address(image, tmp_path):  # noqa: F811
         # forwarded connections come from 10.0.2.2).
         status, rules = vm.run("nft list ruleset")
         assert "10.0.2.0/24" in rules, rules
+    finally:
+        vm.stop()
+
+
+ELSEWHERE = """[system]
+hostname = pi-closed
+allow = 192.168.99.0/24
+
+[ethernet]
+mode = dhcp
+
+[ups myups]
+driver = auto
+"""
+
+
+def ver_answered(port):
+    """Whether `VER` through the forwarded port gets upsd's answer."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"VER\n")
+            return s.recv(200).startswith(b"Network UPS Tools")
+    except OSError:
+        return False
+
+
+def test_firewall_refuses_networks_not_allowed(image, tmp_path):  # noqa: F811
+    """allow = a network the host is not in: the forwarded connections (from
+    10.0.2.2) are refused while upsd serves on the box; admitting 10.0.2.2
+    by hand then lets the same connection through, so the refusal was the
+    firewall's."""
+    card = provisioned_card(image, tmp_path, ELSEWHERE)
+    vm = qemu_vm.Vm(card, root=None, copy=False, append="nutapp.debug=1").start()
+    try:
+        vm.expect(r"nutapp-status: boot-complete", BOOT_TIMEOUT)
+        # (No UPS is attached to the emulated board: upsd lists it, its
+        # data stay stale.)
+        wait_for(vm, "nutapp upsc -l localhost 2>&1", lambda out: out.strip() == "myups",
+                 BOOT_TIMEOUT, "upsd answering on the box")
+        assert "nutapp-status: firewall-loaded" in vm.text()
+        status, rules = vm.run("nft list ruleset")
+        assert "192.168.99.0/24" in rules and "10.0.2.0/24" not in rules, rules
+        for _ in range(3):
+            assert not ver_answered(vm.port), "a network not allowed reached upsd"
+        status, out = vm.run("nft add element inet nutapp allowed_v4 '{ 10.0.2.2 }'")
+        assert status == 0, out
+        deadline = time.monotonic() + 30
+        while not ver_answered(vm.port):
+            assert time.monotonic() < deadline, "admitted by hand, still refused"
+            time.sleep(1)
     finally:
         vm.stop()
 
