@@ -538,7 +538,8 @@ def test_packages_as_buildroot_sees_them(loaded, defconfig):
 SHELL_BUILTINS = {"echo", "printf", "test", "kill", "cd", "exit", "return", "read", "set",
                   "shift", "trap", "exec", "eval", "local", "export", "wait", "true",
                   "false", "case", "esac", "for", "done", "fi", "while", "if", "then",
-                  "else", "elif", "do", "in", "break", "continue", "unset", "umask"}
+                  "else", "elif", "do", "in", "break", "continue", "unset", "umask",
+                  "command", "until"}
 
 
 # Options of BusyBox applets that exist only with a feature built in.
@@ -548,54 +549,210 @@ APPLET_FLAGS = {
     ("mdev", "d"): "FEATURE_MDEV_DAEMON",
 }
 
+# BusyBox features a way of calling an applet needs: (pattern, feature).
+APPLET_USES = [
+    (r"\bsleep\s+\d*\.\d", "FLOAT_DURATION"),
+    (r"\bmount\b[^\n]*\bLABEL=", "FEATURE_MOUNT_LABEL"),
+]
+
+
+def shell_code(text):
+    """The parts of a shell script that are run: comments, quoted text and
+    (so) awk programs dropped, each quoted word left as `_q`, but command
+    substitutions inside double quotes kept, each as `$( ... )`."""
+    text = text.replace("\\\n", " ")
+    text = re.sub(r"\$\(\((?:[^()]|\([^()]*\))*\)\)", "0", text)  # arithmetic
+    out = []
+    stack = ["code"]  # "code", "sq", "dq", or a depth count of "$(" in a "dq"
+    i = 0
+    while i < len(text):
+        c, mode = text[i], stack[-1]
+        if mode == "sq":
+            if c == "'":
+                stack.pop()
+        elif mode == "dq":
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                stack.pop()
+                out.append(" ")
+            elif text.startswith("$(", i):
+                stack.append(0)
+                out.append(" $(")
+                i += 1
+        else:
+            if c == "\\":
+                out.append(text[i:i + 2])
+                i += 1
+            elif c == "'":
+                stack.append("sq")
+                out.append(" _q ")  # a word, though not a command name
+            elif c == '"':
+                stack.append("dq")
+                out.append(" _q ")
+            elif c == "#" and (i == 0 or text[i - 1] in " \t\n;"):
+                while i < len(text) and text[i] != "\n":
+                    i += 1
+                continue
+            elif isinstance(mode, int) and c == "(":
+                stack[-1] += 1
+                out.append(c)
+            elif isinstance(mode, int) and c == ")":
+                if mode == 0:
+                    stack.pop()
+                    out.append(" ; _ ")  # what follows is the outer command's
+                else:
+                    stack[-1] -= 1
+                    out.append(c)
+            else:
+                out.append(c)
+        i += 1
+    return "".join(out)
+
 
 def commands_called(script):
     """Names a shell script runs as commands (a heuristic, good enough for
     the overlay's plain scripts): the first word of each simple command,
-    and the command xargs or chroot is given."""
+    and the command xargs or chroot is given; not the script's own
+    functions."""
+    code = shell_code(script.read_text())
+    functions = set(re.findall(r"^\s*([A-Za-z_]\w*)\s*\(\)", code, re.M))
     commands = set()
-    for line in script.read_text().splitlines():
-        if line.lstrip().startswith("#"):
-            continue
-        for part in re.split(r"\|\||&&|[|;&(`]|\$\(|\bthen\b|\bdo\b|\belse\b", line):
-            words = [w for w in part.split() if w not in ("!", "{", "}")]
-            while words and re.match(r"^\w+=", words[0]):
-                words = words[1:]
+    for line in code.splitlines():
+        # A case pattern ("start | stop) ..."): the first parenthesis closes.
+        first = re.search(r"[()]", line)
+        if first and first.group() == ")":
+            line = line[first.end():]
+        for part in re.split(r"\|\||&&|[|;&(`]|\$\(|\b(?:then|do|else|if|elif|while|until)\b",
+                             line):
+            words = [w for w in (part or "").split() if w not in ("!", "{", "}")]
+            while words and re.match(r"^\w+=|^\d*[<>]", words[0]):
+                # Assignments and redirections before the command.
+                skip = 2 if re.fullmatch(r"\d*[<>]+&?", words[0]) else 1
+                words = words[skip:]
             if not words:
                 continue
             name = words[0].rsplit("/", 1)[-1]
             commands.add(name)
             if name in ("xargs", "chroot") and len(words) > 1:
                 commands.update(w.rsplit("/", 1)[-1] for w in words[1:2])
-    return {c for c in commands if re.fullmatch(r"[a-z][a-z0-9_-]*", c)} - SHELL_BUILTINS
+    return {c for c in commands if re.fullmatch(r"[a-z][a-z0-9_-]*", c)} - SHELL_BUILTINS \
+        - functions
+
+
+def mdev_commands():
+    """Programs etc/mdev.conf runs for an event (@, $ or * commands)."""
+    commands = set()
+    for line in (TOP / "overlay/etc/mdev.conf").read_text().splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        m = re.search(r"\s[@$*](\S+)", line)
+        if m:
+            commands.add(m.group(1).rsplit("/", 1)[-1])
+    return commands
+
+
+def overlay_scripts():
+    return sorted(p for p in (TOP / "overlay").rglob("*")
+                  if p.is_file() and p.read_bytes()[:2] == b"#!")
+
+
+# Programs the overlay runs that a Buildroot package installs, rather than
+# BusyBox: name -> the options that must be on for it.
+PACKAGE_PROGRAMS = {
+    "nutapp": ["BR2_PACKAGE_NUTAPP"],
+    "nft": ["BR2_PACKAGE_NFTABLES"],
+    "wpa_supplicant": ["BR2_PACKAGE_WPA_SUPPLICANT", "BR2_PACKAGE_WPA_SUPPLICANT_NL80211"],
+    "wpa_cli": ["BR2_PACKAGE_WPA_SUPPLICANT_CLI"],
+    "dropbear": ["BR2_PACKAGE_DROPBEAR"],
+    "dropbearkey": ["BR2_PACKAGE_DROPBEAR"],
+}
+
+
+def test_commands_called_finds_commands_not_words():
+    """The heuristic the checks below rely on, on a script like the
+    overlay's."""
+    script = TOP / "board/buildroot/common/post-build.sh"
+    found = commands_called(script)
+    assert {"rm", "mkdir", "ln", "chmod", "basename", "sed"} <= found
+    # Functions, words in strings and comments, shell keywords: not commands.
+    assert not found & {"log", "main", "removing", "keep", "for", "the", "finish"}
+    network = commands_called(TOP / "overlay/usr/libexec/nutapp/network")
+    assert {"wpa_supplicant", "udhcpc", "ip", "awk", "logger", "nft", "nutapp"} <= network
+    # awk's program, in single quotes, is not shell.
+    assert not network & {"print", "function", "found", "next", "static", "dhcp"}
+    assert "dropbear" in commands_called(TOP / "overlay/etc/init.d/S57sshd")
+    assert {"modprobe", "network", "mdev-ups"} <= mdev_commands()
+
+
+def busybox_config(resolved):
+    """BusyBox's configuration as a defconfig builds it: Buildroot's base
+    file and this tree's fragments."""
+    base = Path(BUILDROOT_DIR, unquote(resolved["BR2_PACKAGE_BUSYBOX_CONFIG"]))
+    fragments = external_paths(resolved["BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES"])
+    return kconfig_fragment([base, *fragments])
 
 
 @needs_buildroot
 @pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
-def test_busybox_has_what_the_overlay_calls(loaded, defconfig):
+def test_every_command_the_overlay_runs_is_in_the_image(loaded, defconfig):
+    """Each program the overlay's scripts and mdev rules run is one of the
+    overlay's own, a BusyBox applet that is on (with the features the
+    call needs), or installed by a package the defconfig selects."""
     resolved = parse_config(loaded[defconfig.name] / ".config")
-    base = Path(BUILDROOT_DIR, unquote(resolved["BR2_PACKAGE_BUSYBOX_CONFIG"]))
-    fragments = external_paths(resolved["BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES"])
-    busybox = kconfig_fragment([base, *fragments])
-    applets = {name[len("CONFIG_"):].lower().replace("_", "-") for name in busybox}
+    busybox = busybox_config(resolved)
+    own = {p.name for d in ("etc/init.d", "usr/libexec/nutapp")
+           for p in (TOP / "overlay" / d).iterdir()}
+    kmod_modprobe = resolved.get("BR2_PACKAGE_KMOD_TOOLS") == "y"
 
-    scripts = [p for p in (TOP / "overlay").rglob("*")
-               if p.is_file() and p.read_bytes()[:2] == b"#!"]
+    scripts = overlay_scripts()
     assert scripts
+    calls = {str(s.relative_to(TOP)): commands_called(s) for s in scripts}
+    calls["overlay/etc/mdev.conf"] = mdev_commands()
     missing = {}
+    for where, commands in calls.items():
+        for command in commands:
+            if command in own or (command == "modprobe" and kmod_modprobe):
+                continue
+            if command in PACKAGE_PROGRAMS:
+                off = [o for o in PACKAGE_PROGRAMS[command] if resolved.get(o) != "y"]
+                if off:
+                    missing.setdefault(where, []).append(f"{command} ({', '.join(off)})")
+            elif busybox.get("CONFIG_" + command.upper().replace("-", "_")) != "y":
+                missing.setdefault(where, []).append(f"{command} (not a BusyBox applet "
+                                                     "that is on, nor a known package's)")
     for script in scripts:
-        for command in commands_called(script):
-            option = "CONFIG_" + command.upper().replace("-", "_")
-            if command in applets and busybox.get(option) != "y":
-                missing.setdefault(str(script.relative_to(TOP)), []).append(command)
+        text = shell_code(script.read_text())
+        where = str(script.relative_to(TOP))
         for (command, flag), feature in APPLET_FLAGS.items():
-            if command == "modprobe" and resolved.get("BR2_PACKAGE_KMOD_TOOLS") == "y":
+            if command == "modprobe" and kmod_modprobe:
                 continue  # kmod's modprobe, not BusyBox's
-            if re.search(rf"\b{command}\b[^|;&\n]*\s-[a-zA-Z]*{flag}", script.read_text()) \
+            if re.search(rf"\b{command}\b[^|;&\n]*\s-[a-zA-Z]*{flag}", text) \
                     and busybox.get(f"CONFIG_{feature}") != "y":
-                missing.setdefault(str(script.relative_to(TOP)), []).append(
-                    f"{command} -{flag}")
-    assert not missing, f"BusyBox applets off: {missing}"
+                missing.setdefault(where, []).append(f"{command} -{flag}")
+        for pattern, feature in APPLET_USES:
+            if re.search(pattern, text) and busybox.get(f"CONFIG_{feature}") != "y":
+                missing.setdefault(where, []).append(f"{pattern} needs {feature}")
+    assert not missing, f"not in the {defconfig_id(defconfig)} image: {missing}"
+
+
+@needs_buildroot
+def test_package_programs_are_what_the_recipes_install():
+    """PACKAGE_PROGRAMS against Buildroot's recipes, where they name the
+    programs (nftables and nutapp install theirs with `make install` and
+    setuptools)."""
+    recipes = {
+        "wpa_supplicant": ("wpa_supplicant", "usr/sbin/wpa_supplicant"),
+        "wpa_cli": ("wpa_supplicant", "usr/sbin/wpa_cli"),
+        "dropbear": ("dropbear", "usr/sbin/dropbear"),
+        "dropbearkey": ("dropbear", "DROPBEAR_TARGET_BINS = dropbearkey"),
+    }
+    for program, (package, text) in recipes.items():
+        assert program in PACKAGE_PROGRAMS
+        mk = Path(BUILDROOT_DIR, "package", package, f"{package}.mk").read_text()
+        assert text in mk, f"{package}.mk does not install {program}"
+    cli = Path(BUILDROOT_DIR, "package/wpa_supplicant/wpa_supplicant.mk").read_text()
+    assert "ifeq ($(BR2_PACKAGE_WPA_SUPPLICANT_CLI),y)" in cli
 
 
 def check_package_python():
