@@ -16,6 +16,7 @@ run here. What can be checked offline is checked:
   utils/check-package over the files of the external tree.
 """
 
+import ast
 import json
 import os
 import re
@@ -256,6 +257,67 @@ def test_defconfig_builds_the_appliance(defconfig):
     assert fragments.get(f"CONFIG_SQUASHFS_{compression}") == "y"
 
 
+# Kernel modules the overlay loads by name -> the options that build them
+# (nft_reject_inet has none of its own: NFT_REJECT with NF_TABLES_INET).
+MODULE_OPTIONS = {
+    "nf_tables": ["CONFIG_NF_TABLES"],
+    "nft_ct": ["CONFIG_NFT_CT", "CONFIG_NF_CONNTRACK"],
+    "nft_reject_inet": ["CONFIG_NFT_REJECT", "CONFIG_NF_TABLES_INET"],
+    "nft_limit": ["CONFIG_NFT_LIMIT"],
+    "mac80211_hwsim": ["CONFIG_MAC80211_HWSIM"],
+}
+
+
+def modules_loaded_by(script):
+    """The modules a script loads with `modprobe [-qa...] NAME...`."""
+    modules = []
+    for m in re.finditer(r"\bmodprobe((?:\s+-\w+)*)((?:\s+[a-z][a-z0-9_]*(?=\s|$))+)",
+                         shell_code(script.read_text())):
+        modules += m.group(2).split()
+    return modules
+
+
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_defconfig_has_what_the_provisioned_settings_need(defconfig):
+    """The firewall, Wi-Fi and SSH the provisioned settings turn on: the
+    packages, and the kernel options of the fragments (checked by name;
+    the kernel's own Kconfig is not here)."""
+    options = parse_config(defconfig)
+    for package in ("NFTABLES", "WPA_SUPPLICANT", "WPA_SUPPLICANT_CLI",
+                    "WPA_SUPPLICANT_DEBUG_SYSLOG", "WIRELESS_REGDB", "DROPBEAR"):
+        assert options.get(f"BR2_PACKAGE_{package}") == "y", package
+    # Dropbear's client is not wanted, as on the Debian-package image.
+    assert options.get("BR2_PACKAGE_DROPBEAR_CLIENT", "y") is None
+
+    kernel = kconfig_fragment(
+        external_paths(options["BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES"]))
+    loaded = modules_loaded_by(TOP / "overlay/etc/init.d/S55system")
+    assert {"nf_tables", "nft_ct", "nft_reject_inet", "nft_limit"} <= set(loaded)
+    for module in loaded:
+        assert module in MODULE_OPTIONS, f"S55system loads {module}: which option builds it?"
+        for option in MODULE_OPTIONS[module]:
+            assert kernel.get(option) in ("y", "m"), f"{option} (for {module})"
+    assert kernel.get("CONFIG_NETFILTER") == "y"
+    for option in ("CONFIG_CFG80211", "CONFIG_MAC80211"):
+        assert kernel.get(option) in ("y", "m"), option
+    assert kernel.get("CONFIG_WIRELESS") == "y" and kernel.get("CONFIG_WLAN") == "y"
+
+    if "_rpi" in defconfig.name:
+        # The Pi's radio: its driver and firmware.
+        assert kernel.get("CONFIG_BRCMFMAC") in ("y", "m")
+        assert kernel.get("CONFIG_BRCMFMAC_SDIO") == "y"
+        assert options.get("BR2_PACKAGE_BRCMFMAC_SDIO_FIRMWARE_RPI") == "y"
+        assert options.get("BR2_PACKAGE_BRCMFMAC_SDIO_FIRMWARE_RPI_WIFI") == "y"
+    else:
+        # QEMU: the simulated radios the Wi-Fi tests load.
+        assert kernel.get("CONFIG_MAC80211_HWSIM") in ("y", "m")
+
+
+def test_module_names_are_read_from_the_scripts():
+    assert modules_loaded_by(TOP / "overlay/etc/init.d/S55system")[:4] == [
+        "nf_tables", "nft_ct", "nft_reject_inet", "nft_limit"]
+
+
 @pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
 def test_device_rules_give_nut_its_ups_nodes(defconfig):
     options = parse_config(defconfig)
@@ -378,6 +440,60 @@ def test_post_build_leaves_the_overlays_boot_sequence(tmp_path):
     assert (target / "data").is_dir() and list((target / "boot").iterdir()) == []
     version = tomllib.loads((TOP / "pyproject.toml").read_text())["project"]["version"]
     assert (target / "usr/share/nutapp/version").read_text().strip() == version
+
+
+def stand_in_packages(target):
+    """What Buildroot's dropbear, wpa_supplicant and ifupdown would have
+    left in TARGET, as their recipes install it."""
+    (target / "usr/sbin").mkdir(parents=True)
+    (target / "usr/bin").mkdir(parents=True)
+    (target / "etc/network/if-up.d").mkdir(parents=True)
+    (target / "usr/sbin/dropbear").write_text("dropbearmulti")
+    for name in ("dropbearkey", "dropbearconvert", "scp", "dbclient", "ssh"):
+        (target / "usr/bin" / name).symlink_to("../sbin/dropbear")
+    (target / "etc/dropbear").symlink_to("/var/run/dropbear")
+    (target / "usr/sbin/wpa_supplicant").write_text("wpa_supplicant")
+    (target / "etc/wpa_supplicant.conf").write_text("ctrl_interface=/var/run/wpa_supplicant\n")
+    (target / "etc/network/interfaces").write_text("auto lo\n")
+    (target / "root").mkdir(mode=0o755)
+
+
+def test_post_build_leaves_ssh_as_the_debian_image_has_it(tmp_path):
+    target = tmp_path / "target"
+    (target / "etc/init.d").mkdir(parents=True)
+    stand_in_packages(target)
+    (target / "etc/init.d/S50dropbear").write_text("#!/bin/sh\n")
+    (target / "etc/init.d/S35nftables").write_text("#!/bin/sh\n")
+
+    result = run_script("post-build.sh", str(target), str(TOP / "board/buildroot/rpi4-64"))
+    assert result.returncode == 0, result.stderr
+
+    # Dropbear starts from S57sshd only, when keys are provisioned.
+    scripts = {p.name for p in (target / "etc/init.d").iterdir()}
+    assert "S57sshd" in {p.name for p in (TOP / "overlay/etc/init.d").iterdir()}
+    assert not scripts & {"S50dropbear", "S35nftables"}
+    # The server and the key maker (nutapp ssh-hostkeys) stay, nothing else.
+    assert (target / "usr/sbin/dropbear").is_file()
+    assert os.readlink(target / "usr/bin/dropbearkey") == "../sbin/dropbear"
+    for gone in ("usr/bin/dropbearconvert", "usr/bin/scp", "usr/bin/dbclient", "usr/bin/ssh",
+                 "etc/dropbear", "etc/wpa_supplicant.conf", "etc/network"):
+        assert not os.path.lexists(target / gone), gone
+    assert (target / "usr/sbin/wpa_supplicant").is_file()
+
+    # Root's keys are the provisioned ones, as S57sshd expects and the
+    # Debian-package build links them.
+    keys = target / "root/.ssh/authorized_keys"
+    assert os.readlink(keys) == "/etc/nut/system/authorized_keys"
+    assert "/etc/nut/system/authorized_keys" in (TOP / "overlay/etc/init.d/S57sshd").read_text()
+    debian = (TOP / "board/debian/build-image.sh").read_text()
+    assert 'ln -sfn /etc/nut/system/authorized_keys "$dir/root/.ssh/authorized_keys"' in debian
+    for path in ("root", "root/.ssh"):
+        assert (target / path).stat().st_mode & 0o777 == 0o700, path
+
+    # A second run (make rebuilds the target tree in place) is fine.
+    result = run_script("post-build.sh", str(target), str(TOP / "board/buildroot/rpi4-64"))
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(keys) == "/etc/nut/system/authorized_keys"
 
 
 IMAGE_TOOLS = ["genimage", "mkfs.vfat", "mcopy", "mdir", "mke2fs", "tune2fs",
@@ -753,6 +869,122 @@ def test_package_programs_are_what_the_recipes_install():
         assert text in mk, f"{package}.mk does not install {program}"
     cli = Path(BUILDROOT_DIR, "package/wpa_supplicant/wpa_supplicant.mk").read_text()
     assert "ifeq ($(BR2_PACKAGE_WPA_SUPPLICANT_CLI),y)" in cli
+
+
+def buildroot_packages(out):
+    printed = buildroot_make(out, "printvars", "VARS=PACKAGES").stdout
+    values = dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)
+    return set(values["PACKAGES"].split())
+
+
+def recipe_init_scripts(package):
+    """The start-up scripts Buildroot's recipe for PACKAGE installs."""
+    mk = Path(BUILDROOT_DIR, "package", package, f"{package}.mk")
+    if not mk.is_file():
+        return set()
+    return set(re.findall(r"\$\(TARGET_DIR\)/etc/init\.d/(S\d\d[\w.-]+)", mk.read_text()))
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_post_build_drops_every_package_init_script(loaded, defconfig, tmp_path):
+    packages = buildroot_packages(loaded[defconfig.name])
+    installed = set()
+    for package in packages:
+        installed |= recipe_init_scripts(package)
+    # The ones that would start a second SSH server or the wrong firewall.
+    assert {"S50dropbear", "S35nftables"} <= installed
+
+    target = tmp_path / "target"
+    (target / "etc/init.d").mkdir(parents=True)
+    overlay = {p.name for p in (TOP / "overlay/etc/init.d").glob("S??*")}
+    for name in installed | overlay:
+        (target / "etc/init.d" / name).write_text("#!/bin/sh\n")
+    result = run_script("post-build.sh", str(target),
+                        str(board_dir(parse_config(defconfig))))
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in (target / "etc/init.d").iterdir()} == overlay
+
+
+# Standard-library modules Buildroot's python3 builds only with an option
+# (package/python3/python3.mk: py_cv_module_<C module>=n/a without it):
+# module -> (C module, option).
+PYTHON3_OPTIONAL = {
+    "ssl": ("_ssl", "BR2_PACKAGE_PYTHON3_SSL"),
+    "zlib": ("zlib", "BR2_PACKAGE_PYTHON3_ZLIB"),
+    "gzip": ("zlib", "BR2_PACKAGE_PYTHON3_ZLIB"),
+    "zipfile": ("zlib", "BR2_PACKAGE_PYTHON3_ZLIB"),
+    "lzma": ("_lzma", "BR2_PACKAGE_PYTHON3_XZ"),
+    "bz2": ("_bz2", "BR2_PACKAGE_PYTHON3_BZIP2"),
+    "unicodedata": ("unicodedata", "BR2_PACKAGE_PYTHON3_UNICODEDATA"),
+    "dbm": ("_dbm", "BR2_PACKAGE_PYTHON3_BERKELEYDB"),
+}
+# Left out whatever the options (configure flags, or a library never added).
+PYTHON3_OMITTED = {"pydoc", "tkinter", "idlelib", "ensurepip", "test", "sqlite3", "curses",
+                   "readline", "xml", "pyexpat", "lib2to3"}
+
+
+def nutapp_imports():
+    """Top-level names of every module nutapp imports, anywhere in a file."""
+    names = set()
+    for path in (TOP / "nutapp").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_python3_has_the_modules_nutapp_imports(loaded, defconfig):
+    resolved = parse_config(loaded[defconfig.name] / ".config")
+    recipe = Path(BUILDROOT_DIR, "package/python3/python3.mk").read_text()
+    imports = nutapp_imports()
+    assert {"ssl", "json", "socket", "subprocess", "hashlib", "base64"} <= imports
+
+    off = []
+    for module in sorted(imports & set(PYTHON3_OPTIONAL)):
+        c_module, option = PYTHON3_OPTIONAL[module]
+        # The recipe drops the module without the option (so the table is
+        # still Buildroot's).
+        if option == "BR2_PACKAGE_PYTHON3_SSL":
+            assert "py_cv_module__ssl=n/a" in recipe
+        else:
+            assert f"py_cv_module_{c_module}=n/a" in recipe, c_module
+        if resolved.get(option) != "y":
+            off.append(f"{module} ({option})")
+    assert not off, f"nutapp imports modules this python3 leaves out: {off}"
+    assert not imports & PYTHON3_OMITTED
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_dropbear_takes_the_options_s57sshd_gives(loaded, defconfig):
+    """S57sshd's dropbear flags exist only when the features are built:
+    -s/-g with password authentication (which the flags then turn off),
+    -j/-k with TCP forwarding. Buildroot's recipe builds password
+    authentication out when crypt() is missing; a localoptions file could
+    build any of them out. Dropbear rejects an unknown flag and exits."""
+    resolved = parse_config(loaded[defconfig.name] / ".config")
+    line = next(line for line in (TOP / "overlay/etc/init.d/S57sshd").read_text().splitlines()
+                if re.match(r"\s*if dropbear ", line))
+    flags = set("".join(re.findall(r"\s-([a-zA-Z]+)", line)))
+    assert {"s", "g", "j", "k"} <= flags
+    needs = {"s": "DROPBEAR_SVR_PASSWORD_AUTH", "g": "DROPBEAR_SVR_PASSWORD_AUTH",
+             "j": "DROPBEAR_SVR_LOCALTCPFWD", "k": "DROPBEAR_SVR_REMOTETCPFWD"}
+
+    recipe = Path(BUILDROOT_DIR, "package/dropbear/dropbear.mk").read_text()
+    assert "#if !HAVE_CRYPT" in recipe and "DROPBEAR_SVR_PASSWORD_AUTH 0" in recipe
+    assert resolved.get("BR2_PACKAGE_LIBXCRYPT") == "y" or \
+        resolved.get("BR2_PACKAGE_LINUX_PAM") == "y", "no crypt(): -s and -g would be refused"
+    local = resolved.get("BR2_PACKAGE_DROPBEAR_LOCALOPTIONS_FILE", '""')
+    for path in external_paths(local) if local != '""' else []:
+        text = path.read_text()
+        for flag in flags & set(needs):
+            assert not re.search(rf"#define\s+{needs[flag]}\s+0\b", text), \
+                f"{path.name} builds out {needs[flag]}, which dropbear -{flag} needs"
 
 
 def check_package_python():
