@@ -5,15 +5,19 @@ run here. What can be checked offline is checked:
 
 - always: the tree's shape (external.desc, Config.in, external.mk, the
   package recipes), that every file a defconfig names exists, the users
-  table, the boot files against the partition layout, and post-build.sh
-  and post-image.sh run on stand-in inputs (the image with the real
-  genimage, mtools and e2fsprogs when the machine has them);
+  table, the boot files against the partition layout, the packages and
+  kernel options (by name) the provisioned firewall, Wi-Fi and SSH need,
+  and post-build.sh and post-image.sh run on stand-in inputs (the image
+  with the real genimage, mtools and e2fsprogs when the machine has them);
 - with BUILDROOT_DIR pointing at a Buildroot source tree: every defconfig
   loaded by Buildroot's kconfig, which drops an option whose dependencies
   are not met without a word, so each option is compared with the
   resulting .config; the packages as Buildroot's make sees them
-  (printvars); the BusyBox applets the overlay's scripts call; and
-  utils/check-package over the files of the external tree.
+  (printvars); every program the overlay's scripts and mdev rules run,
+  against BusyBox's configuration and the selected packages; the start-up
+  scripts the packages' recipes install, which post-build.sh must drop;
+  the Python modules nutapp imports; Dropbear's build against S57sshd's
+  flags; and utils/check-package over the files of the external tree.
 """
 
 import ast
@@ -979,8 +983,7 @@ def test_dropbear_takes_the_options_s57sshd_gives(loaded, defconfig):
     assert "#if !HAVE_CRYPT" in recipe and "DROPBEAR_SVR_PASSWORD_AUTH 0" in recipe
     assert resolved.get("BR2_PACKAGE_LIBXCRYPT") == "y" or \
         resolved.get("BR2_PACKAGE_LINUX_PAM") == "y", "no crypt(): -s and -g would be refused"
-    local = resolved.get("BR2_PACKAGE_DROPBEAR_LOCALOPTIONS_FILE", '""')
-    for path in external_paths(local) if local != '""' else []:
+    for path in external_paths(resolved.get("BR2_PACKAGE_DROPBEAR_LOCALOPTIONS_FILE", '""')):
         text = path.read_text()
         for flag in flags & set(needs):
             assert not re.search(rf"#define\s+{needs[flag]}\s+0\b", text), \
