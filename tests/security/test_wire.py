@@ -32,7 +32,18 @@ class Capture:
         assert "listening on" in line, line
 
     def stop(self):
-        time.sleep(0.5)  # let the last packets reach the file (-U writes per packet)
+        # Let the last packets reach the file (-U writes each one as it
+        # comes): wait until it has stopped growing for a second, since on
+        # a loaded machine tcpdump may be scheduled late.
+        deadline = time.monotonic() + 15
+        size, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now_size = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+            if now_size != size:
+                size, since = now_size, time.monotonic()
+            elif time.monotonic() - since >= 1.0:
+                break
+            time.sleep(0.1)
         self.proc.terminate()
         self.proc.wait(10)
         return client_and_server_bytes(self.path)
