@@ -292,6 +292,14 @@ def test_defconfig_has_what_the_provisioned_settings_need(defconfig):
         assert options.get(f"BR2_PACKAGE_{package}") == "y", package
     # Dropbear's client is not wanted, as on the Debian-package image.
     assert options.get("BR2_PACKAGE_DROPBEAR_CLIENT", "y") is None
+    # Key logins only: besides dropbear -s -g, root has no password.
+    assert options.get("BR2_TARGET_ENABLE_ROOT_LOGIN", "y") is None
+    # DHCP leases go through the overlay's script (which admits the subnet
+    # to the firewall), put over BusyBox's own; no ifupdown scripts.
+    network = (TOP / "overlay/usr/libexec/nutapp/network").read_text()
+    (dhcp_script,) = re.findall(r"^dhcp_script=(\S+)$", network, re.M)
+    assert (TOP / "overlay" / dhcp_script.lstrip("/")).is_file()
+    assert options.get("BR2_PACKAGE_IFUPDOWN_SCRIPTS", "y") is None
 
     kernel = kconfig_fragment(
         external_paths(options["BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES"]))
@@ -988,6 +996,27 @@ def test_dropbear_takes_the_options_s57sshd_gives(loaded, defconfig):
         for flag in flags & set(needs):
             assert not re.search(rf"#define\s+{needs[flag]}\s+0\b", text), \
                 f"{path.name} builds out {needs[flag]}, which dropbear -{flag} needs"
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_firewall_protocol_names_resolve(loaded, defconfig):
+    """nft looks the ruleset's protocol names up in /etc/protocols (the
+    Debian-package image has netbase for it); here it is Buildroot's
+    default skeleton's."""
+    from nutapp.provision.firewall import ruleset
+
+    resolved = parse_config(loaded[defconfig.name] / ".config")
+    assert resolved.get("BR2_ROOTFS_SKELETON_DEFAULT") == "y"
+    known = set()
+    for line in Path(BUILDROOT_DIR, "system/skeleton/etc/protocols").read_text().splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2:
+            known.add(words[0])
+            known.update(words[2:])
+    names = set(re.findall(r"\bl4proto\s+([a-z][\w-]*)", ruleset([], ssh=True)))
+    assert {"icmp", "ipv6-icmp"} <= names
+    assert names <= known, f"not in /etc/protocols: {names - known}"
 
 
 def check_package_python():
