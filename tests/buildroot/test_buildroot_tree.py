@@ -563,11 +563,18 @@ def test_post_image_lays_out_the_sd_card(tmp_path, board):
                               "::"], check=True, capture_output=True, text=True,
                              env=dict(os.environ, MTOOLS_SKIP_CHECK="1")).stdout
     files = {line.strip().lstrip(":").lstrip("/") for line in listing.splitlines()}
+    examples = {f"nut/{p.name}" for p in (TOP / "nutapp/provision/examples").iterdir()
+                if p.is_file()}
+    assert "nut/nutapp.conf" in examples
     if board.startswith("rpi"):
         assert {"config.txt", "cmdline.txt", "start4cd.elf", "Image",
                 "bcm2711-rpi-4-b.dtb", "overlays/disable-bt.dtbo"} <= files
+        # The provisioning folder with nutapp's examples, as the
+        # Debian-package build puts it on a Pi's card.
+        assert examples <= files
     else:
         assert "Image" in files
+        assert not examples & files
         assert os.access(images / "start-qemu.sh", os.X_OK)
         assert (images / "cmdline.txt").read_text() == \
             (TOP / "board/common/cmdline-qemu.txt").read_text()
