@@ -580,6 +580,40 @@ def test_post_image_lays_out_the_sd_card(tmp_path, board):
             (TOP / "board/common/cmdline-qemu.txt").read_text()
 
 
+def test_start_qemu_forwards_nut_and_ssh(tmp_path):
+    """start-qemu.sh runs output/host's QEMU: a stand-in that prints its
+    arguments."""
+    images = tmp_path / "images"
+    images.mkdir()
+    (tmp_path / "host/bin").mkdir(parents=True)
+    fake = tmp_path / "host/bin/qemu-system-aarch64"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    fake.chmod(0o755)
+    shutil.copy(TOP / "board/common/cmdline-qemu.txt", images / "cmdline.txt")
+    script = TOP / "board/buildroot/qemu-aarch64-virt/start-qemu.sh"
+
+    def run(**env):
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("NUTAPP_QEMU")}
+        result = subprocess.run(["sh", str(script), "-S"], cwd=tmp_path, capture_output=True,
+                                text=True, env=dict(full_env, **env))
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    shutil.copy(script, images / "start-qemu.sh")
+    script = images / "start-qemu.sh"
+    args = run()
+    netdev = args[args.index("-netdev") + 1]
+    assert netdev == "user,id=n0,hostfwd=tcp:127.0.0.1:3493-:3493"
+    assert "virtio-rng-pci" in args
+    assert args[-1] == "-S"
+    assert args[args.index("-append") + 1] == (images / "cmdline.txt").read_text().strip()
+
+    args = run(NUTAPP_QEMU_PORT="13493", NUTAPP_QEMU_SSH_PORT="10022")
+    netdev = args[args.index("-netdev") + 1]
+    assert netdev == ("user,id=n0,hostfwd=tcp:127.0.0.1:13493-:3493,"
+                      "hostfwd=tcp:127.0.0.1:10022-:22")
+
+
 def shell_scripts():
     scripts = []
     for path in sorted((TOP / "board/buildroot").rglob("*")):
