@@ -5,17 +5,22 @@ run here. What can be checked offline is checked:
 
 - always: the tree's shape (external.desc, Config.in, external.mk, the
   package recipes), that every file a defconfig names exists, the users
-  table, the boot files against the partition layout, and post-build.sh
-  and post-image.sh run on stand-in inputs (the image with the real
-  genimage, mtools and e2fsprogs when the machine has them);
+  table, the boot files against the partition layout, the packages and
+  kernel options (by name) the provisioned firewall, Wi-Fi and SSH need,
+  and post-build.sh and post-image.sh run on stand-in inputs (the image
+  with the real genimage, mtools and e2fsprogs when the machine has them);
 - with BUILDROOT_DIR pointing at a Buildroot source tree: every defconfig
   loaded by Buildroot's kconfig, which drops an option whose dependencies
   are not met without a word, so each option is compared with the
   resulting .config; the packages as Buildroot's make sees them
-  (printvars); the BusyBox applets the overlay's scripts call; and
-  utils/check-package over the files of the external tree.
+  (printvars); every program the overlay's scripts and mdev rules run,
+  against BusyBox's configuration and the selected packages; the start-up
+  scripts the packages' recipes install, which post-build.sh must drop;
+  the Python modules nutapp imports; Dropbear's build against S57sshd's
+  flags; and utils/check-package over the files of the external tree.
 """
 
+import ast
 import json
 import os
 import re
@@ -256,6 +261,75 @@ def test_defconfig_builds_the_appliance(defconfig):
     assert fragments.get(f"CONFIG_SQUASHFS_{compression}") == "y"
 
 
+# Kernel modules the overlay loads by name -> the options that build them
+# (nft_reject_inet has none of its own: NFT_REJECT with NF_TABLES_INET).
+MODULE_OPTIONS = {
+    "nf_tables": ["CONFIG_NF_TABLES"],
+    "nft_ct": ["CONFIG_NFT_CT", "CONFIG_NF_CONNTRACK"],
+    "nft_reject_inet": ["CONFIG_NFT_REJECT", "CONFIG_NF_TABLES_INET"],
+    "nft_limit": ["CONFIG_NFT_LIMIT"],
+    "mac80211_hwsim": ["CONFIG_MAC80211_HWSIM"],
+}
+
+
+def modules_loaded_by(script):
+    """The modules a script loads with `modprobe [-qa...] NAME...`."""
+    modules = []
+    for m in re.finditer(r"\bmodprobe((?:\s+-\w+)*)((?:\s+[a-z][a-z0-9_]*(?=\s|$))+)",
+                         shell_code(script.read_text())):
+        modules += m.group(2).split()
+    return modules
+
+
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_defconfig_has_what_the_provisioned_settings_need(defconfig):
+    """The firewall, Wi-Fi and SSH the provisioned settings turn on: the
+    packages, and the kernel options of the fragments (checked by name;
+    the kernel's own Kconfig is not here)."""
+    options = parse_config(defconfig)
+    for package in ("NFTABLES", "WPA_SUPPLICANT", "WPA_SUPPLICANT_CLI",
+                    "WPA_SUPPLICANT_DEBUG_SYSLOG", "WIRELESS_REGDB", "DROPBEAR"):
+        assert options.get(f"BR2_PACKAGE_{package}") == "y", package
+    # Dropbear's client is not wanted, as on the Debian-package image.
+    assert options.get("BR2_PACKAGE_DROPBEAR_CLIENT", "y") is None
+    # Key logins only: besides dropbear -s -g, root has no password.
+    assert options.get("BR2_TARGET_ENABLE_ROOT_LOGIN", "y") is None
+    # DHCP leases go through the overlay's script (which admits the subnet
+    # to the firewall), put over BusyBox's own; no ifupdown scripts.
+    network = (TOP / "overlay/usr/libexec/nutapp/network").read_text()
+    (dhcp_script,) = re.findall(r"^dhcp_script=(\S+)$", network, re.M)
+    assert (TOP / "overlay" / dhcp_script.lstrip("/")).is_file()
+    assert options.get("BR2_PACKAGE_IFUPDOWN_SCRIPTS", "y") is None
+
+    kernel = kconfig_fragment(
+        external_paths(options["BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES"]))
+    loaded = modules_loaded_by(TOP / "overlay/etc/init.d/S55system")
+    assert {"nf_tables", "nft_ct", "nft_reject_inet", "nft_limit"} <= set(loaded)
+    for module in loaded:
+        assert module in MODULE_OPTIONS, f"S55system loads {module}: which option builds it?"
+        for option in MODULE_OPTIONS[module]:
+            assert kernel.get(option) in ("y", "m"), f"{option} (for {module})"
+    assert kernel.get("CONFIG_NETFILTER") == "y"
+    for option in ("CONFIG_CFG80211", "CONFIG_MAC80211"):
+        assert kernel.get(option) in ("y", "m"), option
+    assert kernel.get("CONFIG_WIRELESS") == "y" and kernel.get("CONFIG_WLAN") == "y"
+
+    if "_rpi" in defconfig.name:
+        # The Pi's radio: its driver and firmware.
+        assert kernel.get("CONFIG_BRCMFMAC") in ("y", "m")
+        assert kernel.get("CONFIG_BRCMFMAC_SDIO") == "y"
+        assert options.get("BR2_PACKAGE_BRCMFMAC_SDIO_FIRMWARE_RPI") == "y"
+        assert options.get("BR2_PACKAGE_BRCMFMAC_SDIO_FIRMWARE_RPI_WIFI") == "y"
+    else:
+        # QEMU: the simulated radios the Wi-Fi tests load.
+        assert kernel.get("CONFIG_MAC80211_HWSIM") in ("y", "m")
+
+
+def test_module_names_are_read_from_the_scripts():
+    assert modules_loaded_by(TOP / "overlay/etc/init.d/S55system")[:4] == [
+        "nf_tables", "nft_ct", "nft_reject_inet", "nft_limit"]
+
+
 @pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
 def test_device_rules_give_nut_its_ups_nodes(defconfig):
     options = parse_config(defconfig)
@@ -380,6 +454,60 @@ def test_post_build_leaves_the_overlays_boot_sequence(tmp_path):
     assert (target / "usr/share/nutapp/version").read_text().strip() == version
 
 
+def stand_in_packages(target):
+    """What Buildroot's dropbear, wpa_supplicant and ifupdown would have
+    left in TARGET, as their recipes install it."""
+    (target / "usr/sbin").mkdir(parents=True)
+    (target / "usr/bin").mkdir(parents=True)
+    (target / "etc/network/if-up.d").mkdir(parents=True)
+    (target / "usr/sbin/dropbear").write_text("dropbearmulti")
+    for name in ("dropbearkey", "dropbearconvert", "scp", "dbclient", "ssh"):
+        (target / "usr/bin" / name).symlink_to("../sbin/dropbear")
+    (target / "etc/dropbear").symlink_to("/var/run/dropbear")
+    (target / "usr/sbin/wpa_supplicant").write_text("wpa_supplicant")
+    (target / "etc/wpa_supplicant.conf").write_text("ctrl_interface=/var/run/wpa_supplicant\n")
+    (target / "etc/network/interfaces").write_text("auto lo\n")
+    (target / "root").mkdir(mode=0o755)
+
+
+def test_post_build_leaves_ssh_as_the_debian_image_has_it(tmp_path):
+    target = tmp_path / "target"
+    (target / "etc/init.d").mkdir(parents=True)
+    stand_in_packages(target)
+    (target / "etc/init.d/S50dropbear").write_text("#!/bin/sh\n")
+    (target / "etc/init.d/S35nftables").write_text("#!/bin/sh\n")
+
+    result = run_script("post-build.sh", str(target), str(TOP / "board/buildroot/rpi4-64"))
+    assert result.returncode == 0, result.stderr
+
+    # Dropbear starts from S57sshd only, when keys are provisioned.
+    scripts = {p.name for p in (target / "etc/init.d").iterdir()}
+    assert "S57sshd" in {p.name for p in (TOP / "overlay/etc/init.d").iterdir()}
+    assert not scripts & {"S50dropbear", "S35nftables"}
+    # The server and the key maker (nutapp ssh-hostkeys) stay, nothing else.
+    assert (target / "usr/sbin/dropbear").is_file()
+    assert os.readlink(target / "usr/bin/dropbearkey") == "../sbin/dropbear"
+    for gone in ("usr/bin/dropbearconvert", "usr/bin/scp", "usr/bin/dbclient", "usr/bin/ssh",
+                 "etc/dropbear", "etc/wpa_supplicant.conf", "etc/network"):
+        assert not os.path.lexists(target / gone), gone
+    assert (target / "usr/sbin/wpa_supplicant").is_file()
+
+    # Root's keys are the provisioned ones, as S57sshd expects and the
+    # Debian-package build links them.
+    keys = target / "root/.ssh/authorized_keys"
+    assert os.readlink(keys) == "/etc/nut/system/authorized_keys"
+    assert "/etc/nut/system/authorized_keys" in (TOP / "overlay/etc/init.d/S57sshd").read_text()
+    debian = (TOP / "board/debian/build-image.sh").read_text()
+    assert 'ln -sfn /etc/nut/system/authorized_keys "$dir/root/.ssh/authorized_keys"' in debian
+    for path in ("root", "root/.ssh"):
+        assert (target / path).stat().st_mode & 0o777 == 0o700, path
+
+    # A second run (make rebuilds the target tree in place) is fine.
+    result = run_script("post-build.sh", str(target), str(TOP / "board/buildroot/rpi4-64"))
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(keys) == "/etc/nut/system/authorized_keys"
+
+
 IMAGE_TOOLS = ["genimage", "mkfs.vfat", "mcopy", "mdir", "mke2fs", "tune2fs",
                "mksquashfs", "sfdisk"]
 
@@ -435,14 +563,55 @@ def test_post_image_lays_out_the_sd_card(tmp_path, board):
                               "::"], check=True, capture_output=True, text=True,
                              env=dict(os.environ, MTOOLS_SKIP_CHECK="1")).stdout
     files = {line.strip().lstrip(":").lstrip("/") for line in listing.splitlines()}
+    examples = {f"nut/{p.name}" for p in (TOP / "nutapp/provision/examples").iterdir()
+                if p.is_file()}
+    assert "nut/nutapp.conf" in examples
     if board.startswith("rpi"):
         assert {"config.txt", "cmdline.txt", "start4cd.elf", "Image",
                 "bcm2711-rpi-4-b.dtb", "overlays/disable-bt.dtbo"} <= files
+        # The provisioning folder with nutapp's examples, as the
+        # Debian-package build puts it on a Pi's card.
+        assert examples <= files
     else:
         assert "Image" in files
+        assert not examples & files
         assert os.access(images / "start-qemu.sh", os.X_OK)
         assert (images / "cmdline.txt").read_text() == \
             (TOP / "board/common/cmdline-qemu.txt").read_text()
+
+
+def test_start_qemu_forwards_nut_and_ssh(tmp_path):
+    """start-qemu.sh runs output/host's QEMU: a stand-in that prints its
+    arguments."""
+    images = tmp_path / "images"
+    images.mkdir()
+    (tmp_path / "host/bin").mkdir(parents=True)
+    fake = tmp_path / "host/bin/qemu-system-aarch64"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    fake.chmod(0o755)
+    shutil.copy(TOP / "board/common/cmdline-qemu.txt", images / "cmdline.txt")
+    script = TOP / "board/buildroot/qemu-aarch64-virt/start-qemu.sh"
+
+    def run(**env):
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("NUTAPP_QEMU")}
+        result = subprocess.run(["sh", str(script), "-S"], cwd=tmp_path, capture_output=True,
+                                text=True, env=dict(full_env, **env))
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    shutil.copy(script, images / "start-qemu.sh")
+    script = images / "start-qemu.sh"
+    args = run()
+    netdev = args[args.index("-netdev") + 1]
+    assert netdev == "user,id=n0,hostfwd=tcp:127.0.0.1:3493-:3493"
+    assert "virtio-rng-pci" in args
+    assert args[-1] == "-S"
+    assert args[args.index("-append") + 1] == (images / "cmdline.txt").read_text().strip()
+
+    args = run(NUTAPP_QEMU_PORT="13493", NUTAPP_QEMU_SSH_PORT="10022")
+    netdev = args[args.index("-netdev") + 1]
+    assert netdev == ("user,id=n0,hostfwd=tcp:127.0.0.1:13493-:3493,"
+                      "hostfwd=tcp:127.0.0.1:10022-:22")
 
 
 def shell_scripts():
@@ -538,7 +707,8 @@ def test_packages_as_buildroot_sees_them(loaded, defconfig):
 SHELL_BUILTINS = {"echo", "printf", "test", "kill", "cd", "exit", "return", "read", "set",
                   "shift", "trap", "exec", "eval", "local", "export", "wait", "true",
                   "false", "case", "esac", "for", "done", "fi", "while", "if", "then",
-                  "else", "elif", "do", "in", "break", "continue", "unset", "umask"}
+                  "else", "elif", "do", "in", "break", "continue", "unset", "umask",
+                  "command", "until"}
 
 
 # Options of BusyBox applets that exist only with a feature built in.
@@ -548,54 +718,346 @@ APPLET_FLAGS = {
     ("mdev", "d"): "FEATURE_MDEV_DAEMON",
 }
 
+# BusyBox features a way of calling an applet needs: (pattern, feature).
+APPLET_USES = [
+    (r"\bsleep\s+\d*\.\d", "FLOAT_DURATION"),
+    (r"\bmount\b[^\n]*\bLABEL=", "FEATURE_MOUNT_LABEL"),
+]
+
+
+def shell_code(text):
+    """The parts of a shell script that are run: comments, quoted text and
+    (so) awk programs dropped, each quoted word left as `_q`, but command
+    substitutions inside double quotes kept, each as `$( ... )`."""
+    text = text.replace("\\\n", " ")
+    text = re.sub(r"\$\(\((?:[^()]|\([^()]*\))*\)\)", "0", text)  # arithmetic
+    out = []
+    stack = ["code"]  # "code", "sq", "dq", or a depth count of "$(" in a "dq"
+    i = 0
+    while i < len(text):
+        c, mode = text[i], stack[-1]
+        if mode == "sq":
+            if c == "'":
+                stack.pop()
+        elif mode == "dq":
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                stack.pop()
+                out.append(" ")
+            elif text.startswith("$(", i):
+                stack.append(0)
+                out.append(" $(")
+                i += 1
+        else:
+            if c == "\\":
+                out.append(text[i:i + 2])
+                i += 1
+            elif c == "'":
+                stack.append("sq")
+                out.append(" _q ")  # a word, though not a command name
+            elif c == '"':
+                stack.append("dq")
+                out.append(" _q ")
+            elif c == "#" and (i == 0 or text[i - 1] in " \t\n;"):
+                while i < len(text) and text[i] != "\n":
+                    i += 1
+                continue
+            elif isinstance(mode, int) and c == "(":
+                stack[-1] += 1
+                out.append(c)
+            elif isinstance(mode, int) and c == ")":
+                if mode == 0:
+                    stack.pop()
+                    out.append(" ; _ ")  # what follows is the outer command's
+                else:
+                    stack[-1] -= 1
+                    out.append(c)
+            else:
+                out.append(c)
+        i += 1
+    return "".join(out)
+
 
 def commands_called(script):
     """Names a shell script runs as commands (a heuristic, good enough for
     the overlay's plain scripts): the first word of each simple command,
-    and the command xargs or chroot is given."""
+    and the command xargs or chroot is given; not the script's own
+    functions."""
+    code = shell_code(script.read_text())
+    functions = set(re.findall(r"^\s*([A-Za-z_]\w*)\s*\(\)", code, re.M))
     commands = set()
-    for line in script.read_text().splitlines():
-        if line.lstrip().startswith("#"):
-            continue
-        for part in re.split(r"\|\||&&|[|;&(`]|\$\(|\bthen\b|\bdo\b|\belse\b", line):
-            words = [w for w in part.split() if w not in ("!", "{", "}")]
-            while words and re.match(r"^\w+=", words[0]):
-                words = words[1:]
+    for line in code.splitlines():
+        # A case pattern ("start | stop) ..."): the first parenthesis closes.
+        first = re.search(r"[()]", line)
+        if first and first.group() == ")":
+            line = line[first.end():]
+        for part in re.split(r"\|\||&&|[|;&(`]|\$\(|\b(?:then|do|else|if|elif|while|until)\b",
+                             line):
+            words = [w for w in (part or "").split() if w not in ("!", "{", "}")]
+            while words and re.match(r"^\w+=|^\d*[<>]", words[0]):
+                # Assignments and redirections before the command.
+                skip = 2 if re.fullmatch(r"\d*[<>]+&?", words[0]) else 1
+                words = words[skip:]
             if not words:
                 continue
             name = words[0].rsplit("/", 1)[-1]
             commands.add(name)
             if name in ("xargs", "chroot") and len(words) > 1:
                 commands.update(w.rsplit("/", 1)[-1] for w in words[1:2])
-    return {c for c in commands if re.fullmatch(r"[a-z][a-z0-9_-]*", c)} - SHELL_BUILTINS
+    return {c for c in commands if re.fullmatch(r"[a-z][a-z0-9_-]*", c)} - SHELL_BUILTINS \
+        - functions
+
+
+def mdev_commands():
+    """Programs etc/mdev.conf runs for an event (@, $ or * commands)."""
+    commands = set()
+    for line in (TOP / "overlay/etc/mdev.conf").read_text().splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        m = re.search(r"\s[@$*](\S+)", line)
+        if m:
+            commands.add(m.group(1).rsplit("/", 1)[-1])
+    return commands
+
+
+def overlay_scripts():
+    return sorted(p for p in (TOP / "overlay").rglob("*")
+                  if p.is_file() and p.read_bytes()[:2] == b"#!")
+
+
+# Programs the overlay runs that a Buildroot package installs, rather than
+# BusyBox: name -> the options that must be on for it.
+PACKAGE_PROGRAMS = {
+    "nutapp": ["BR2_PACKAGE_NUTAPP"],
+    "nft": ["BR2_PACKAGE_NFTABLES"],
+    "wpa_supplicant": ["BR2_PACKAGE_WPA_SUPPLICANT", "BR2_PACKAGE_WPA_SUPPLICANT_NL80211"],
+    "wpa_cli": ["BR2_PACKAGE_WPA_SUPPLICANT_CLI"],
+    "dropbear": ["BR2_PACKAGE_DROPBEAR"],
+    "dropbearkey": ["BR2_PACKAGE_DROPBEAR"],
+}
+
+
+def test_commands_called_finds_commands_not_words():
+    """The heuristic the checks below rely on, on a script like the
+    overlay's."""
+    script = TOP / "board/buildroot/common/post-build.sh"
+    found = commands_called(script)
+    assert {"rm", "mkdir", "ln", "chmod", "basename", "sed"} <= found
+    # Functions, words in strings and comments, shell keywords: not commands.
+    assert not found & {"log", "main", "removing", "keep", "for", "the", "finish"}
+    network = commands_called(TOP / "overlay/usr/libexec/nutapp/network")
+    assert {"wpa_supplicant", "udhcpc", "ip", "awk", "logger", "nft", "nutapp"} <= network
+    # awk's program, in single quotes, is not shell.
+    assert not network & {"print", "function", "found", "next", "static", "dhcp"}
+    assert "dropbear" in commands_called(TOP / "overlay/etc/init.d/S57sshd")
+    assert {"modprobe", "network", "mdev-ups"} <= mdev_commands()
+
+
+def busybox_config(resolved):
+    """BusyBox's configuration as a defconfig builds it: Buildroot's base
+    file and this tree's fragments."""
+    base = Path(BUILDROOT_DIR, unquote(resolved["BR2_PACKAGE_BUSYBOX_CONFIG"]))
+    fragments = external_paths(resolved["BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES"])
+    return kconfig_fragment([base, *fragments])
 
 
 @needs_buildroot
 @pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
-def test_busybox_has_what_the_overlay_calls(loaded, defconfig):
+def test_every_command_the_overlay_runs_is_in_the_image(loaded, defconfig):
+    """Each program the overlay's scripts and mdev rules run is one of the
+    overlay's own, a BusyBox applet that is on (with the features the
+    call needs), or installed by a package the defconfig selects."""
     resolved = parse_config(loaded[defconfig.name] / ".config")
-    base = Path(BUILDROOT_DIR, unquote(resolved["BR2_PACKAGE_BUSYBOX_CONFIG"]))
-    fragments = external_paths(resolved["BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES"])
-    busybox = kconfig_fragment([base, *fragments])
-    applets = {name[len("CONFIG_"):].lower().replace("_", "-") for name in busybox}
+    busybox = busybox_config(resolved)
+    own = {p.name for d in ("etc/init.d", "usr/libexec/nutapp")
+           for p in (TOP / "overlay" / d).iterdir()}
+    kmod_modprobe = resolved.get("BR2_PACKAGE_KMOD_TOOLS") == "y"
 
-    scripts = [p for p in (TOP / "overlay").rglob("*")
-               if p.is_file() and p.read_bytes()[:2] == b"#!"]
+    scripts = overlay_scripts()
     assert scripts
+    calls = {str(s.relative_to(TOP)): commands_called(s) for s in scripts}
+    calls["overlay/etc/mdev.conf"] = mdev_commands()
     missing = {}
+    for where, commands in calls.items():
+        for command in commands:
+            if command in own or (command == "modprobe" and kmod_modprobe):
+                continue
+            if command in PACKAGE_PROGRAMS:
+                off = [o for o in PACKAGE_PROGRAMS[command] if resolved.get(o) != "y"]
+                if off:
+                    missing.setdefault(where, []).append(f"{command} ({', '.join(off)})")
+            elif busybox.get("CONFIG_" + command.upper().replace("-", "_")) != "y":
+                missing.setdefault(where, []).append(f"{command} (not a BusyBox applet "
+                                                     "that is on, nor a known package's)")
     for script in scripts:
-        for command in commands_called(script):
-            option = "CONFIG_" + command.upper().replace("-", "_")
-            if command in applets and busybox.get(option) != "y":
-                missing.setdefault(str(script.relative_to(TOP)), []).append(command)
+        text = shell_code(script.read_text())
+        where = str(script.relative_to(TOP))
         for (command, flag), feature in APPLET_FLAGS.items():
-            if command == "modprobe" and resolved.get("BR2_PACKAGE_KMOD_TOOLS") == "y":
+            if command == "modprobe" and kmod_modprobe:
                 continue  # kmod's modprobe, not BusyBox's
-            if re.search(rf"\b{command}\b[^|;&\n]*\s-[a-zA-Z]*{flag}", script.read_text()) \
+            if re.search(rf"\b{command}\b[^|;&\n]*\s-[a-zA-Z]*{flag}", text) \
                     and busybox.get(f"CONFIG_{feature}") != "y":
-                missing.setdefault(str(script.relative_to(TOP)), []).append(
-                    f"{command} -{flag}")
-    assert not missing, f"BusyBox applets off: {missing}"
+                missing.setdefault(where, []).append(f"{command} -{flag}")
+        for pattern, feature in APPLET_USES:
+            if re.search(pattern, text) and busybox.get(f"CONFIG_{feature}") != "y":
+                missing.setdefault(where, []).append(f"{pattern} needs {feature}")
+    assert not missing, f"not in the {defconfig_id(defconfig)} image: {missing}"
+
+
+@needs_buildroot
+def test_package_programs_are_what_the_recipes_install():
+    """PACKAGE_PROGRAMS against Buildroot's recipes, where they name the
+    programs (nftables and nutapp install theirs with `make install` and
+    setuptools)."""
+    recipes = {
+        "wpa_supplicant": ("wpa_supplicant", "usr/sbin/wpa_supplicant"),
+        "wpa_cli": ("wpa_supplicant", "usr/sbin/wpa_cli"),
+        "dropbear": ("dropbear", "usr/sbin/dropbear"),
+        "dropbearkey": ("dropbear", "DROPBEAR_TARGET_BINS = dropbearkey"),
+    }
+    for program, (package, text) in recipes.items():
+        assert program in PACKAGE_PROGRAMS
+        mk = Path(BUILDROOT_DIR, "package", package, f"{package}.mk").read_text()
+        assert text in mk, f"{package}.mk does not install {program}"
+    cli = Path(BUILDROOT_DIR, "package/wpa_supplicant/wpa_supplicant.mk").read_text()
+    assert "ifeq ($(BR2_PACKAGE_WPA_SUPPLICANT_CLI),y)" in cli
+
+
+def buildroot_packages(out):
+    printed = buildroot_make(out, "printvars", "VARS=PACKAGES").stdout
+    values = dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)
+    return set(values["PACKAGES"].split())
+
+
+def recipe_init_scripts(package):
+    """The start-up scripts Buildroot's recipe for PACKAGE installs."""
+    mk = Path(BUILDROOT_DIR, "package", package, f"{package}.mk")
+    if not mk.is_file():
+        return set()
+    return set(re.findall(r"\$\(TARGET_DIR\)/etc/init\.d/(S\d\d[\w.-]+)", mk.read_text()))
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_post_build_drops_every_package_init_script(loaded, defconfig, tmp_path):
+    packages = buildroot_packages(loaded[defconfig.name])
+    installed = set()
+    for package in packages:
+        installed |= recipe_init_scripts(package)
+    # The ones that would start a second SSH server or the wrong firewall.
+    assert {"S50dropbear", "S35nftables"} <= installed
+
+    target = tmp_path / "target"
+    (target / "etc/init.d").mkdir(parents=True)
+    overlay = {p.name for p in (TOP / "overlay/etc/init.d").glob("S??*")}
+    for name in installed | overlay:
+        (target / "etc/init.d" / name).write_text("#!/bin/sh\n")
+    result = run_script("post-build.sh", str(target),
+                        str(board_dir(parse_config(defconfig))))
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in (target / "etc/init.d").iterdir()} == overlay
+
+
+# Standard-library modules Buildroot's python3 builds only with an option
+# (package/python3/python3.mk: py_cv_module_<C module>=n/a without it):
+# module -> (C module, option).
+PYTHON3_OPTIONAL = {
+    "ssl": ("_ssl", "BR2_PACKAGE_PYTHON3_SSL"),
+    "zlib": ("zlib", "BR2_PACKAGE_PYTHON3_ZLIB"),
+    "gzip": ("zlib", "BR2_PACKAGE_PYTHON3_ZLIB"),
+    "zipfile": ("zlib", "BR2_PACKAGE_PYTHON3_ZLIB"),
+    "lzma": ("_lzma", "BR2_PACKAGE_PYTHON3_XZ"),
+    "bz2": ("_bz2", "BR2_PACKAGE_PYTHON3_BZIP2"),
+    "unicodedata": ("unicodedata", "BR2_PACKAGE_PYTHON3_UNICODEDATA"),
+    "dbm": ("_dbm", "BR2_PACKAGE_PYTHON3_BERKELEYDB"),
+}
+# Left out whatever the options (configure flags, or a library never added).
+PYTHON3_OMITTED = {"pydoc", "tkinter", "idlelib", "ensurepip", "test", "sqlite3", "curses",
+                   "readline", "xml", "pyexpat", "lib2to3"}
+
+
+def nutapp_imports():
+    """Top-level names of every module nutapp imports, anywhere in a file."""
+    names = set()
+    for path in (TOP / "nutapp").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_python3_has_the_modules_nutapp_imports(loaded, defconfig):
+    resolved = parse_config(loaded[defconfig.name] / ".config")
+    recipe = Path(BUILDROOT_DIR, "package/python3/python3.mk").read_text()
+    imports = nutapp_imports()
+    assert {"ssl", "json", "socket", "subprocess", "hashlib", "base64"} <= imports
+
+    off = []
+    for module in sorted(imports & set(PYTHON3_OPTIONAL)):
+        c_module, option = PYTHON3_OPTIONAL[module]
+        # The recipe drops the module without the option (so the table is
+        # still Buildroot's).
+        if option == "BR2_PACKAGE_PYTHON3_SSL":
+            assert "py_cv_module__ssl=n/a" in recipe
+        else:
+            assert f"py_cv_module_{c_module}=n/a" in recipe, c_module
+        if resolved.get(option) != "y":
+            off.append(f"{module} ({option})")
+    assert not off, f"nutapp imports modules this python3 leaves out: {off}"
+    assert not imports & PYTHON3_OMITTED
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_dropbear_takes_the_options_s57sshd_gives(loaded, defconfig):
+    """S57sshd's dropbear flags exist only when the features are built:
+    -s/-g with password authentication (which the flags then turn off),
+    -j/-k with TCP forwarding. Buildroot's recipe builds password
+    authentication out when crypt() is missing; a localoptions file could
+    build any of them out. Dropbear rejects an unknown flag and exits."""
+    resolved = parse_config(loaded[defconfig.name] / ".config")
+    line = next(line for line in (TOP / "overlay/etc/init.d/S57sshd").read_text().splitlines()
+                if re.match(r"\s*if dropbear ", line))
+    flags = set("".join(re.findall(r"\s-([a-zA-Z]+)", line)))
+    assert {"s", "g", "j", "k"} <= flags
+    needs = {"s": "DROPBEAR_SVR_PASSWORD_AUTH", "g": "DROPBEAR_SVR_PASSWORD_AUTH",
+             "j": "DROPBEAR_SVR_LOCALTCPFWD", "k": "DROPBEAR_SVR_REMOTETCPFWD"}
+
+    recipe = Path(BUILDROOT_DIR, "package/dropbear/dropbear.mk").read_text()
+    assert "#if !HAVE_CRYPT" in recipe and "DROPBEAR_SVR_PASSWORD_AUTH 0" in recipe
+    assert resolved.get("BR2_PACKAGE_LIBXCRYPT") == "y" or \
+        resolved.get("BR2_PACKAGE_LINUX_PAM") == "y", "no crypt(): -s and -g would be refused"
+    for path in external_paths(resolved.get("BR2_PACKAGE_DROPBEAR_LOCALOPTIONS_FILE", '""')):
+        text = path.read_text()
+        for flag in flags & set(needs):
+            assert not re.search(rf"#define\s+{needs[flag]}\s+0\b", text), \
+                f"{path.name} builds out {needs[flag]}, which dropbear -{flag} needs"
+
+
+@needs_buildroot
+@pytest.mark.parametrize("defconfig", DEFCONFIGS, ids=defconfig_id)
+def test_firewall_protocol_names_resolve(loaded, defconfig):
+    """nft looks the ruleset's protocol names up in /etc/protocols (the
+    Debian-package image has netbase for it); here it is Buildroot's
+    default skeleton's."""
+    from nutapp.provision.firewall import ruleset
+
+    resolved = parse_config(loaded[defconfig.name] / ".config")
+    assert resolved.get("BR2_ROOTFS_SKELETON_DEFAULT") == "y"
+    known = set()
+    for line in Path(BUILDROOT_DIR, "system/skeleton/etc/protocols").read_text().splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2:
+            known.add(words[0])
+            known.update(words[2:])
+    names = set(re.findall(r"\bl4proto\s+([a-z][\w-]*)", ruleset([], ssh=True)))
+    assert {"icmp", "ipv6-icmp"} <= names
+    assert names <= known, f"not in /etc/protocols: {names - known}"
 
 
 def check_package_python():

@@ -3,7 +3,8 @@
 # squashfs root, so that the image boots like the Debian-package build
 # (board/debian/build-image.sh): the shared overlay's start-up scripts
 # alone, writable places on tmpfs, mount points for the boot and data
-# partitions, and the nutapp version the console reports.
+# partitions, root's SSH keys pointing at the provisioned ones, and the
+# nutapp version the console reports.
 #
 # Buildroot calls it as: post-build.sh <target dir> <board dir>, the
 # board dir coming from BR2_ROOTFS_POST_SCRIPT_ARGS.
@@ -16,7 +17,10 @@ log() {
 # drop_foreign_init_scripts TARGET OVERLAY...: the overlays' etc/init.d
 # is the boot sequence. Start-up scripts Buildroot packages add beside it
 # (klogd, crond, seedrng, modules) would start a second time or write to
-# the read-only root.
+# the read-only root; dropbear's S50dropbear would start the SSH server
+# whether or not SSH keys are provisioned (S57sshd starts it only then),
+# and nftables' S35nftables would load /etc/nftables.conf rather than the
+# provisioned firewall (S55system).
 drop_foreign_init_scripts() {
 	target=$1
 	shift
@@ -59,6 +63,36 @@ empty_boot() {
 	mkdir "$target/boot"
 }
 
+# drop_package_extras TARGET: what the Debian-package build also leaves
+# out. Of Dropbear, the server and dropbearkey (nutapp ssh-hostkeys) only:
+# no client, key converter or scp, and no /etc/dropbear, since the host
+# key lives on the data partition. No example wpa_supplicant.conf (the
+# provisioned one is in /etc/nut/system) and no ifupdown settings (the
+# network script reads the provisioned interfaces file itself).
+drop_package_extras() {
+	target=$1
+
+	for path in usr/bin/dbclient usr/bin/ssh usr/bin/dropbearconvert \
+		usr/bin/scp etc/dropbear etc/wpa_supplicant.conf etc/network; do
+		if [ -e "$target/$path" ] || [ -L "$target/$path" ]; then
+			log "removing $path"
+			rm -rf "${target:?}/$path"
+		fi
+	done
+}
+
+# link_ssh_keys TARGET: root's authorized_keys is the provisioned file
+# (S57sshd starts Dropbear only when it is there), as on the
+# Debian-package image; the root filesystem itself holds no key.
+link_ssh_keys() {
+	target=$1
+
+	mkdir -p "$target/root/.ssh"
+	chmod 0700 "$target/root" "$target/root/.ssh"
+	rm -rf "$target/root/.ssh/authorized_keys"
+	ln -s /etc/nut/system/authorized_keys "$target/root/.ssh/authorized_keys"
+}
+
 write_version() {
 	target=$1
 	top=$2
@@ -78,7 +112,9 @@ main() {
 	top=${BR2_EXTERNAL_NUTAPP_PATH:?set by Buildroot}
 
 	drop_foreign_init_scripts "$target" "$top/overlay" "$board/overlay"
+	drop_package_extras "$target"
 	link_writable_places "$target"
+	link_ssh_keys "$target"
 	empty_boot "$target"
 	write_version "$target" "$top"
 }

@@ -15,8 +15,10 @@ die() {
 
 # stage_boot IMAGES TOP DIR: the boot partition's files in DIR. On a
 # Raspberry Pi the firmware, its config.txt and cmdline.txt, the device
-# trees and the kernel config.txt names; on QEMU the kernel alone, since
-# QEMU loads it itself. Both carry the provisioning examples (nut/).
+# trees and the kernel config.txt names, and the folder settings are
+# dropped in for provisioning (nut/) with nutapp's examples; on QEMU the
+# kernel alone, since QEMU loads it itself, and no examples (it serves
+# the image's simulated UPS), as the Debian-package build does.
 stage_boot() {
 	images=$1
 	top=$2
@@ -32,11 +34,15 @@ stage_boot() {
 		kernel=$(sed -n 's/^kernel=//p' "$dir/config.txt")
 		[ -n "$kernel" ] || die "no kernel= in config.txt"
 		cp "$images/$kernel" "$dir/"
+		if [ -d "$top/nutapp/provision/examples" ]; then
+			cp -R "$top/nutapp/provision/examples" "$dir/nut"
+		fi
 	else
 		cp "$images/Image" "$dir/"
 	fi
 	if [ -d "$top/overlay/boot/nut" ]; then
-		cp -R "$top/overlay/boot/nut" "$dir/nut"
+		mkdir -p "$dir/nut"
+		cp -R "$top/overlay/boot/nut/." "$dir/nut/"
 	fi
 }
 
