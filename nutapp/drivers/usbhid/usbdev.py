@@ -10,9 +10,15 @@ driver that holds it), reads the report descriptor and returns a
 `UsbHidTransport`, the engine's window on the device.
 
 A pyusb backend may be passed everywhere: the tests pass a fake one.
+Without one, `scan` uses libusb 1.0 found by `find_libusb`: pyusb's own
+search (ctypes.util.find_library) needs `ldconfig -p` with a library cache,
+or a compiler, and a Buildroot image has neither.
 """
 
+import ctypes.util
 import errno
+import glob
+import os
 import re
 import time
 
@@ -64,9 +70,38 @@ def gone(exc):
     return getattr(exc, "errno", None) in _GONE_ERRNOS or code in _GONE_LIBUSB
 
 
+# Where a system keeps libusb when nothing can be asked (Debian's multiarch
+# folders, then the plain ones a Buildroot root has).
+LIBRARY_DIRS = ("/usr/lib/*-linux-gnu", "/lib/*-linux-gnu", "/usr/lib64", "/lib64",
+                "/usr/lib", "/lib")
+
+
+def find_libusb(name, dirs=LIBRARY_DIRS, find_library=ctypes.util.find_library):
+    """pyusb's `find_library` hook: the system's answer for `name` (such as
+    "usb-1.0"), else the first lib<name>.so* file in `dirs`."""
+    found = find_library(name)
+    if found:
+        return found
+    for pattern in dirs:
+        for folder in sorted(glob.glob(pattern)):
+            for path in sorted(glob.glob(os.path.join(folder, "lib%s.so*" % name))):
+                if os.path.isfile(path):
+                    return path
+    return None
+
+
+def default_backend():
+    """libusb 1.0 through `find_libusb`, or None to let pyusb look itself."""
+    import usb.backend.libusb1
+
+    return usb.backend.libusb1.get_backend(find_library=find_libusb)
+
+
 def scan(backend=None):
     """Every USB device with its identity strings (unreadable ones left None)."""
     found = []
+    if backend is None:
+        backend = default_backend()
     for dev in usb.core.find(find_all=True, backend=backend):
         found.append(describe(dev))
     return found
