@@ -94,7 +94,7 @@ class Vm:
             "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-%s:3493" % (self.port, self.guest)
             + "".join(",hostfwd=tcp:127.0.0.1:%d-%s:%d" % (host, self.guest, guest)
                       for host, guest in self.forwards),
-            "-device", "virtio-net-pci,netdev=n0",
+            "-device", "virtio-net-pci,netdev=n0,romfile=",
             # Entropy from the host, as a Pi's hardware generator gives: TLS
             # (upsd's STARTTLS) waits for the kernel's random pool otherwise.
             "-device", "virtio-rng-pci",

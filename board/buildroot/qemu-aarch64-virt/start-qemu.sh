@@ -28,7 +28,7 @@ exec "$qemu" -M virt -cpu cortex-a53 -m 512 -nographic \
 	-drive "file=$images/sdcard.img,format=raw,if=none,id=hd0" \
 	-device virtio-blk-pci,drive=hd0 \
 	-netdev "user,id=n0,$forwards" \
-	-device virtio-net-pci,netdev=n0 \
+	-device virtio-net-pci,netdev=n0,romfile= \
 	-device virtio-rng-pci \
 	-device qemu-xhci \
 	"$@"
