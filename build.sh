@@ -59,13 +59,36 @@ setup_venv() {
 		"$(host_python)" -m venv "$venv"
 	fi
 	local stamp="$venv/.nutapp-installed" src
-	src=$(cat "$top/pyproject.toml" | sha256sum | cut -d' ' -f1)
+	src=$(sha256sum <"$top/pyproject.toml" | cut -d' ' -f1)
 	if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$src" ]; then
 		log "installing nutapp and its test dependencies into $venv"
 		"$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-		"$venv/bin/python" -m pip install -q -e "$top[test]"
+		"$venv/bin/python" -m pip install -q -e "${top}[test]"
 		echo "$src" >"$stamp"
 	fi
+}
+
+# Packages that bring a daemon (avahi-daemon for test_mdns.py). Where systemd
+# runs, installing one enables and starts it on the host's real network, so
+# there they are left to the user and the tests needing them skip. Elsewhere
+# (CI's machines run no init) they are installed with policy-rc.d refusing
+# every start, so nothing runs but what the tests start in their namespaces.
+install_daemons() {
+	local want
+	want=$(wanted_packages "$@" | tr '\n' ' ')
+	[ -n "$want" ] || return 0
+	if [ -d /run/systemd/system ]; then
+		log "systemd runs here: not installing $want(the tests that need them skip)"
+		return 0
+	fi
+	local policy=/usr/sbin/policy-rc.d own=
+	if [ "$(id -u)" -eq 0 ] && [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		own=1
+	fi
+	install_apt "$@" || { [ -z "$own" ] || rm -f "$policy"; return 1; }
+	[ -z "$own" ] || rm -f "$policy"
 }
 
 setup() {
@@ -75,6 +98,7 @@ setup() {
 
 cmd_test() {
 	setup "$top/board/debian/apt-packages.txt"
+	install_daemons "$top"/tests/*/apt-daemons.txt
 	cd "$top"
 	local rc=0
 	"$venv/bin/python" -m pytest "$@" || rc=$?
