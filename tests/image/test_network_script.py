@@ -285,3 +285,66 @@ def test_hotplug_ignores_odd_names(box):
     box.settings(ethernet={"mode": "dhcp"}, wifi=WIFI)
     start(box, after=hotplug("add", "'wlan0;touch /tmp/nutapp-pwned'"))
     assert not os.path.exists("/tmp/nutapp-pwned")
+
+
+# A daemon's pid file as the real one leaves it: a live process (its pid
+# also kept in $live, for the end of the script), or one that has died (its
+# number no longer in use), or no file at all.
+LIVE = 'sleep 300 >/dev/null 2>&1 & echo $! >$RUN/%s.pid; live="$live $!"'
+DEAD = "sleep 0 & p=$!; wait $p; echo $p >$RUN/%s.pid"
+END = "kill $live 2>/dev/null; true"
+
+
+def calls_after(box, mark):
+    """The daemons started after the line `mark` was logged."""
+    lines = box.call_lines()
+    return [c for c in lines[lines.index(mark) + 1:]
+            if c.split()[0] in ("wpa_supplicant", "udhcpc")]
+
+
+def test_check_starts_again_the_daemons_that_died(box):
+    box.settings(ethernet={"mode": "dhcp"}, wifi=WIFI)
+    box.add_interface("wlan0")
+    start(box, after="; ".join([
+        LIVE % "wpa_supplicant.wlan0", "wpa=$!", 'live=""',
+        DEAD % "udhcpc.wlan0",
+        "rm -f $RUN/udhcpc.eth0.pid",  # udhcpc removes it when it exits
+        "echo mark1 >>$CALLS", '"$NETWORK" check',
+        # Now the supplicant dies too; it gets the configuration it had.
+        "kill $wpa; wait $wpa", LIVE % "udhcpc.wlan0", LIVE % "udhcpc.eth0",
+        "echo mark2 >>$CALLS", '"$NETWORK" check', END]))
+    first = calls_after(box, "mark1")[:2]
+    assert sorted(c.split()[0] + " " + c.split()[c.split().index("-i") + 1] for c in first) == [
+        "udhcpc eth0", "udhcpc wlan0"], box.call_lines()
+    second = calls_after(box, "mark2")
+    assert len(second) == 1 and second[0].startswith("wpa_supplicant "), box.call_lines()
+    wpa = second[0].split()
+    assert wpa[wpa.index("-c") + 1] == str(box.system / "wpa_supplicant.conf")
+    assert wpa[wpa.index("-i") + 1] == "wlan0"
+    assert "network-restart wlan0 (wpa_supplicant had stopped)" in box.status()
+    assert "network-restart eth0 (the DHCP client had stopped)" in box.status()
+
+
+def test_check_leaves_alone_what_went_was_stopped_or_has_no_daemon(box):
+    box.settings(ethernet={"mode": "static", "address": ipaddress.ip_interface("10.0.2.20/24"),
+                           "gateway": None, "dns": []}, wifi=WIFI)
+    box.add_interface("wlan0")
+    box.add_interface("wlan1")
+    start(box, after="; ".join([
+        LIVE % "wpa_supplicant.wlan0", LIVE % "udhcpc.wlan0",
+        "echo mark1 >>$CALLS",
+        '"$NETWORK" check',  # a static address runs no daemon; wlan0's are running
+        hotplug("remove", "wlan0"), "rmdir $SYSFS/class/net/wlan0",
+        '"$NETWORK" check',  # gone: nothing to start again
+        hotplug("add", "wlan1"), '"$NETWORK" stop', '"$NETWORK" check', END]))
+    assert calls_after(box, "mark1") == [], box.call_lines()
+    assert "network-restart" not in box.status()
+
+
+def test_watch_loop_checks_on_its_own(box):
+    box.settings(ethernet={"mode": "dhcp"})
+    start(box, after="; ".join([
+        "rm -f $RUN/udhcpc.eth0.pid", "echo mark1 >>$CALLS",
+        'WATCH_INTERVAL=0.2 "$NETWORK" watch & w=$!', "sleep 1", "kill $w"]))
+    again = calls_after(box, "mark1")
+    assert again and all(c.startswith("udhcpc ") and "-i eth0" in c for c in again), again

@@ -270,6 +270,17 @@ def test_wifi_joins_the_provisioned_network_only(image, tmp_path):  # noqa: F811
         status, log = vm.run("logread | grep REGDOM-CHANGE")
         assert "wlan0: CTRL-EVENT-REGDOM-CHANGE init=USER type=COUNTRY alpha2=GB" in log, log
 
+        # wpa_supplicant crashes: the watch loop (within 30 s) starts it
+        # again and the station joins again.
+        mark = len(vm.output)
+        status, out = vm.run("kill -KILL $(cat /run/wpa_supplicant.wlan0.pid)")
+        assert status == 0, out
+        vm.expect(r"nutapp-status: network-restart wlan0 \(wpa_supplicant had stopped\)",
+                  90, start=mark)
+        wait_for(vm, "wpa_cli -p /run/wpa_supplicant -i wlan0 status",
+                 lambda out: "wpa_state=COMPLETED" in out and "ssid=%s" % SSID in out,
+                 120, "wlan0 associating again")
+
         # The radio goes: what ran for it stops; it comes back: it starts again.
         vm.run("kill $(cat /tmp/ap.pid) $(cat /tmp/udhcpd.pid)")
         status, out = vm.run("modprobe -r mac80211_hwsim")
