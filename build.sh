@@ -26,15 +26,21 @@ wanted_packages() {
 	done
 }
 
-install_apt() {
-	local missing=() p
+# The packages of the lists given that are not installed yet, one a line.
+missing_packages() {
+	local p
 	for p in $(wanted_packages "$@"); do
 		case "$p" in
 		*:*) dpkg --add-architecture "${p##*:}" 2>/dev/null || true ;;
 		esac
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-			missing+=("$p")
+			echo "$p"
 	done
+}
+
+install_apt() {
+	local missing=()
+	mapfile -t missing < <(missing_packages "$@")
 	[ "${#missing[@]}" -eq 0 ] && return 0
 	command -v apt-get >/dev/null || die "apt-get not found; install: ${missing[*]}"
 	[ "$(id -u)" -eq 0 ] || die "run as root, or install first: ${missing[*]}"
@@ -75,7 +81,7 @@ setup_venv() {
 # every start, so nothing runs but what the tests start in their namespaces.
 install_daemons() {
 	local want
-	want=$(wanted_packages "$@" | tr '\n' ' ')
+	want=$(missing_packages "$@" | tr '\n' ' ')
 	[ -n "$want" ] || return 0
 	if [ -d /run/systemd/system ]; then
 		log "systemd runs here: not installing $want(the tests that need them skip)"

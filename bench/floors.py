@@ -13,7 +13,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,14 +49,7 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(HERE, "results", "floors.md"))
     args = p.parse_args(argv)
 
-    if os.getuid() == 0:
-        bench.RUN_AS = "nut"
-        if args.nice:
-            os.nice(-args.nice)
-    bench._raise_fd_limit()
-    base = tempfile.mkdtemp(prefix="nutapp-floors-")
-    os.chmod(base, 0o755)
-    nutload = bench.build_nutload(os.path.join(base, "bin"))
+    base, nutload = bench.prepare("nutapp-floors-", args.nice)
     ports = bench._free_ports(2 + len(KINDS))
     runas = ["-u", bench.RUN_AS] if bench.RUN_AS else []
     py = [sys.executable, "-m", "nutapp"]

@@ -557,6 +557,21 @@ def main(argv=None):
     return 0
 
 
+def prepare(prefix, nice):
+    """The set-up floors.py and variants.py share: as root, the servers run as
+    nut and everything at nice -`nice`; the open-file limit raised; a
+    temporary folder with nutload built in it. Returns (folder, nutload)."""
+    global RUN_AS
+    if os.getuid() == 0:
+        RUN_AS = "nut"
+        if nice:
+            os.nice(-nice)
+    _raise_fd_limit()
+    base = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(base, 0o755)
+    return base, build_nutload(os.path.join(base, "bin"))
+
+
 def _raise_fd_limit():
     """Room for the idle connections in both servers and in nutload."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

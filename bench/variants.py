@@ -17,7 +17,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,33 +45,21 @@ def main(argv=None):
     args = p.parse_args(argv)
     conns_list = [int(c) for c in args.conns.split(",")]
 
-    if os.getuid() == 0:
-        bench.RUN_AS = "nut"
-        if args.nice:
-            os.nice(-args.nice)
-    bench._raise_fd_limit()
-    base = tempfile.mkdtemp(prefix="nutapp-variants-")
-    os.chmod(base, 0o755)
-    nutload = bench.build_nutload(os.path.join(base, "bin"))
+    base, nutload = bench.prepare("nutapp-variants-", args.nice)
     ports = bench._free_ports(2 + len(args.trees))
     runas = ["-u", bench.RUN_AS] if bench.RUN_AS else []
     py = [sys.executable, "-m", "nutapp"]
     servers = [bench.Stack("nut-c", "NUT C", base, ports[0], bench.DEFAULT_DUMP,
                            [bench.C_DUMMY, "-a", bench.UPS, "-F"] + runas,
                            [bench.C_UPSD, "-F"] + runas, "")]
-    saved = os.environ.get("PYTHONPATH")
+    for i, tree in enumerate(args.trees):
+        s = bench.Stack("v%d" % i, tree, base, ports[1 + i], bench.DEFAULT_DUMP,
+                        py + ["dummy-ups", "-a", bench.UPS, "-F"] + runas,
+                        py + ["upsd", "-F"] + runas, "MAXCONN_PER_SOURCE 4096\n")
+        s.env["PYTHONPATH"] = os.path.abspath(tree)
+        servers.append(s)
     results = {}
     try:
-        for i, tree in enumerate(args.trees):
-            os.environ["PYTHONPATH"] = os.path.abspath(tree)
-            servers.append(bench.Stack("v%d" % i, tree, base, ports[1 + i], bench.DEFAULT_DUMP,
-                                       py + ["dummy-ups", "-a", bench.UPS, "-F"] + runas,
-                                       py + ["upsd", "-F"] + runas,
-                                       "MAXCONN_PER_SOURCE 4096\n"))
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
         for s in servers:
             s.start_driver()
             s.start_upsd()

@@ -306,7 +306,7 @@ def test_check_starts_again_the_daemons_that_died(box):
     box.settings(ethernet={"mode": "dhcp"}, wifi=WIFI)
     box.add_interface("wlan0")
     start(box, after="; ".join([
-        LIVE % "wpa_supplicant.wlan0", "wpa=$!", 'live=""',
+        LIVE % "wpa_supplicant.wlan0", "wpa=$!",
         DEAD % "udhcpc.wlan0",
         "rm -f $RUN/udhcpc.eth0.pid",  # udhcpc removes it when it exits
         "echo mark1 >>$CALLS", '"$NETWORK" check',
