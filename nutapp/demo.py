@@ -68,18 +68,65 @@ def write_config(base, port):
     return conf, state, user
 
 
+def wait_serving(port, procs, stop, timeout=30.0):
+    """None once upsd answers for the UPS, else why not."""
+    from nutapp.clients.client import NutClient
+    from nutapp.core.errors import NutError
+
+    end = time.monotonic() + timeout
+    why = "no answer within %d s" % timeout
+    while time.monotonic() < end:
+        if stop:
+            return "interrupted"
+        if any(p.poll() is not None for p in procs):
+            return "a component exited"
+        try:
+            with NutClient("127.0.0.1", port, timeout=2) as c:
+                c.get_var("demo", "ups.status")
+                return None
+        except (NutError, OSError) as e:
+            why = str(e) or type(e).__name__
+        time.sleep(0.2)
+    return why
+
+
+def stop_all(procs):
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    rc = 0
+    for p in procs:
+        try:
+            rc |= p.wait(15) or 0
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = 1
+    return rc
+
+
 def main(argv=None):
     base = os.path.join(HERE, "out", "demo")
     port = _free_port()
     conf, state, user = write_config(base, port)
     env = dict(os.environ, NUT_CONFPATH=conf, NUT_STATEPATH=state)
     py = [sys.executable, "-m", "nutapp"]
+    # The components run in sessions of their own, so Ctrl-C reaches only
+    # this process, which stops them in order.
+    stop = []
+    signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     runas = ["-u", user] if user else []
     drivers = subprocess.Popen(py + ["upsdrvctl", "-F"] + runas + ["start"], env=env,
                                start_new_session=True)
     upsd = subprocess.Popen(py + ["upsd", "-F"] + runas, env=env, start_new_session=True)
     host = "localhost" if port == 3493 else "localhost:%d" % port
-    time.sleep(1.0)
+    problem = wait_serving(port, (upsd, drivers), stop)
+    if problem:
+        if not stop:
+            print("nutapp demo: not serving (%s); stopping" % problem, flush=True)
+        rc = stop_all((upsd, drivers))
+        print("nutapp demo: stopped", flush=True)
+        return rc if stop else 1
     print("""
 nutapp demo: upsd on 127.0.0.1 and [::1] port %(port)d, serving UPS "demo".
 Try, from another terminal:
@@ -89,26 +136,14 @@ Try, from another terminal:
     %(venv)s upscmd -l demo@%(host)s
 Configuration in %(conf)s. Ctrl-C stops everything.
 """ % {"port": port, "host": host, "conf": conf,
-       "venv": os.path.join(os.path.dirname(sys.executable), "nutapp")})
-    stop = []
-    signal.signal(signal.SIGINT, lambda *a: stop.append(1))
-    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+       "venv": os.path.join(os.path.dirname(sys.executable), "nutapp")}, flush=True)
     while not stop:
         if upsd.poll() is not None or drivers.poll() is not None:
-            print("nutapp demo: a component exited; stopping")
+            print("nutapp demo: a component exited; stopping", flush=True)
             break
         time.sleep(0.3)
-    for p in (upsd, drivers):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    rc = 0
-    for p in (upsd, drivers):
-        try:
-            rc |= p.wait(15) or 0
-        except subprocess.TimeoutExpired:
-            p.kill()
-            rc = 1
-    print("nutapp demo: stopped")
+    rc = stop_all((upsd, drivers))
+    print("nutapp demo: stopped", flush=True)
     return rc
 
 
