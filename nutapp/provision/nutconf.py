@@ -203,6 +203,7 @@ def check_upsd_users(text, problems, filename="upsd.users"):
     users = []
     for name, lineno, items in sections:
         password, password_line = None, lineno
+        login_only = True  # until an action, instcmd or upsmon primary says more
         for ln, key, value in items:
             k = key.lower()
             if k == "password":
@@ -212,20 +213,23 @@ def check_upsd_users(text, problems, filename="upsd.users"):
                     continue
                 password, password_line = value or "", ln
             elif k == "actions":
+                login_only = login_only and not (value or "").split()
                 for action in (value or "").split():
                     if action.upper() not in USER_ACTIONS:
                         problems.add(filename, ln, "unknown action %s" % action,
                                      "actions are SET and FSD")
             elif k == "instcmds":
-                pass
+                login_only = login_only and not (value or "").split()
             elif k == "upsmon":
+                login_only = login_only and (value or "").lower() in ("secondary", "slave")
                 if (value or "").lower() not in ("primary", "secondary", "master", "slave"):
                     problems.add(filename, ln, "upsmon must be primary or secondary",
                                  "write upsmon primary (or upsmon = primary)")
             else:
                 problems.add(filename, ln, "upsd.users has no setting %s" % key,
                              "the settings are password, actions, instcmds, upsmon")
-        check_password(password or "", "user %s" % name, problems, filename, password_line)
+        check_password(password or "", "user %s" % name, problems, filename, password_line,
+                       login_only=login_only)
         users.append((name, lineno, password or "", password_line))
     return users
 

@@ -34,6 +34,13 @@ EXAMPLE_PASSWORDS = ("CHANGE-ME", "change-me", "changeme")
 
 MIN_PASSWORD = 8
 
+# Roles whose login grants nothing but being counted as a watching upsmon
+# (secondary) or nothing at all (readonly). NAS boxes send a fixed password
+# of their own for such a login (Synology: monuser / secret), so these
+# roles take a shorter one: guessing it would only let a stranger look like
+# one more secondary, which the allowed networks already bound.
+LOGIN_ONLY_ROLES = ("secondary", "readonly")
+
 KNOWN = {
     "system": ("hostname", "time_servers", "allow", "ssh"),
     "ethernet": ("mode", "address", "gateway", "dns"),
@@ -290,13 +297,17 @@ def _check_user(s, section, name, values, problems, filename, where):
                      "admin may change settings and run commands; primary and "
                      "secondary are for upsmon; readonly only reads")
     password = values.get("password", "")
-    check_password(password, "user %s" % name, problems, filename, line("password"))
+    check_password(password, "user %s" % name, problems, filename, line("password"),
+                   login_only=role in LOGIN_ONLY_ROLES)
     s.users.append({"name": name, "password": password, "role": role, "lineno": where,
                     "password_line": s.lines.get((section, "password"))})
 
 
-def check_password(password, who, problems, filename, lineno):
-    """Add a problem when `password` (plain or hashed) cannot be used."""
+def check_password(password, who, problems, filename, lineno, login_only=False):
+    """Add a problem when `password` (plain or hashed) cannot be used.
+
+    `login_only`: the user may do no more than LOGIN, so a password shorter
+    than MIN_PASSWORD (a NAS box's fixed one) is accepted."""
     if is_hashed(password):
         if parse_hash(password) is None:
             problems.add(filename, lineno, "the password hash of %s is damaged" % who,
@@ -314,9 +325,10 @@ def check_password(password, who, problems, filename, lineno):
         problems.add(filename, lineno, "the password of %s has spaces or special characters"
                      % who, "NUT clients send passwords unquoted: use letters, digits "
                      "and punctuation, no spaces")
-    elif len(password) < MIN_PASSWORD:
+    elif len(password) < MIN_PASSWORD and not login_only:
         problems.add(filename, lineno, "the password of %s is shorter than %d characters"
-                     % (who, MIN_PASSWORD), "choose a longer password")
+                     % (who, MIN_PASSWORD), "choose a longer password (only a secondary "
+                     "or readonly user, e.g. a NAS box's, may have a shorter one)")
 
 
 def parse_network(text, problems, filename, lineno):

@@ -145,6 +145,38 @@ def test_unusable_passwords(box, installed, password, what):
     refused(box, installed, "nutapp.conf line 9", what)
 
 
+@pytest.mark.parametrize("role", ["admin", "primary"])
+def test_short_password_only_for_login_only_roles(box, installed, role):
+    """A NAS box's fixed short password is for users that can only log in."""
+    box.put("nutapp.conf", GOOD.replace("role = admin", "role = " + role)
+            .replace("password = adminpass1", "password = secret"))
+    refused(box, installed, "nutapp.conf line 9", "shorter than 8",
+            "only a secondary or readonly user")
+
+
+@pytest.mark.parametrize("more", ["\tupsmon master\n", "\tupsmon primary\n",
+                                  "\tupsmon slave\n\tinstcmds = test.battery.start\n",
+                                  "\tupsmon slave\n\tactions = SET\n"])
+def test_short_password_in_upsd_users_with_rights(box, installed, more):
+    box.put("nutapp.conf", GOOD.split("[user")[0])
+    box.put("upsd.users", "[monuser]\n\tpassword = secret\n" + more)
+    refused(box, installed, "upsd.users line 2", "shorter than 8")
+
+
+@pytest.mark.parametrize("role", ["secondary", "readonly"])
+def test_short_password_for_login_only_roles(box, installed, role):
+    box.put("nutapp.conf", GOOD.replace("role = admin", "role = " + role)
+            .replace("password = adminpass1", "password = secret"))
+    assert box.run() == codes.EXIT_OK, box.errors()
+
+
+@pytest.mark.parametrize("more", ["\tupsmon slave\n", "\tupsmon secondary\n", ""])
+def test_short_password_in_upsd_users_for_login_only(box, installed, more):
+    box.put("nutapp.conf", GOOD.split("[user")[0])
+    box.put("upsd.users", "[monuser]\n\tpassword = secret\n" + more)
+    assert box.run() == codes.EXIT_OK, box.errors()
+
+
 def test_unknown_setting_section_and_role(box, installed):
     box.put("nutapp.conf", GOOD.replace("role = admin", "role = boss")
             + "\n[printer]\nx = 1\n[system]\n")

@@ -52,63 +52,92 @@ def _wait(predicate, what, logs, timeout=20):
         "== %s\n%s" % (name, open(name, errors="replace").read()[-3000:]) for name in logs)))
 
 
+class Appliance:
+    """A boot folder provisioned from `settings`, then its driver and upsd
+    serving on a free loopback port (the appliance's default is LISTEN *
+    3493), and Debian's upsmon as the client."""
+
+    def __init__(self, world, settings, ups):
+        self.top, self.procs = world
+        self.box = Box(self.top)
+        self.port = free_port()
+        self.logs = []
+        dev = os.path.join(self.top, "ups.dev")
+        shutil.copy(APC_DUMP, dev)
+        os.chmod(dev, 0o644)
+        self.box.put("nutapp.conf", settings % {"dev": dev})
+        self.box.put("upsd.conf", "LISTEN 127.0.0.1 %d\n" % self.port)
+        assert self.box.run() == 0, self.box.errors()
+        state = os.path.join(self.box.data, "nut", "state")
+        self.env = dict(os.environ, NUT_CONFPATH=os.path.abspath(self.box.etc),
+                        NUT_STATEPATH=state)
+        self.spawn("driver", [sys.executable, "-m", "nutapp", "dummy-ups", "-a", ups, "-F"])
+        self.spawn("upsd", [sys.executable, "-m", "nutapp", "upsd", "-F"])
+
+    def spawn(self, name, argv, env=None):
+        path = os.path.join(self.top, name + ".log")
+        self.logs.append(path)
+        with open(path, "wb") as log:
+            p = subprocess.Popen(argv, env=env or self.env, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def debian_upsmon(self, conf):
+        mon = os.path.join(self.top, "mon")
+        os.makedirs(mon, exist_ok=True)
+        with open(os.path.join(mon, "upsmon.conf"), "w") as f:
+            f.write(conf + "POLLFREQ 1\nMINSUPPLIES 1\nSHUTDOWNCMD /bin/false\n"
+                    "RUN_AS_USER root\n")
+        os.chmod(os.path.join(mon, "upsmon.conf"), 0o600)
+        with open(os.path.join(mon, "nut.conf"), "w") as f:
+            f.write("MODE=netclient\n")
+        env = dict(os.environ, NUT_CONFPATH=mon, NUT_STATEPATH=mon)
+        # upsmon keeps its PID file in /run/nut whatever NUT_STATEPATH says:
+        # give it a private /run/nut so it cannot meet another test's upsmon.
+        self.spawn("upsmon", ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                              "mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut && "
+                              "exec /lib/nut/upsmon -F -D"], env=env)
+
+    def upsd_log(self):
+        return open(os.path.join(self.top, "upsd.log"), errors="replace").read()
+
+    def wait_log(self, text, what):
+        _wait(lambda: text in self.upsd_log(), what, self.logs)
+
+
 def test_debian_upsmon_verifies_the_provisioned_certificate(world):
-    top, procs = world
-    box = Box(top)
-    port = free_port()
-    dev = os.path.join(top, "ups.dev")
-    shutil.copy(APC_DUMP, dev)
-    os.chmod(dev, 0o644)
-    box.put("nutapp.conf", "[system]\nhostname = pi-nut\n\n"
-                           "[ups dummy]\ndriver = dummy-ups\nport = %s\n\n"
-                           "[user watcher]\nrole = secondary\npassword = watchpass1\n" % dev)
-    # Loopback only, on a free port (the appliance's default is LISTEN * 3493).
-    box.put("upsd.conf", "LISTEN 127.0.0.1 %d\n" % port)
-    assert box.run() == 0
+    app = Appliance(world, "[system]\nhostname = pi-nut\n\n"
+                           "[ups dummy]\ndriver = dummy-ups\nport = %(dev)s\n\n"
+                           "[user watcher]\nrole = secondary\npassword = watchpass1\n",
+                    "dummy")
+    box, top, logs = app.box, app.top, app.logs
     assert "watchpass1" not in box.boot_text("nutapp.conf")
     assert "DISABLE_WEAK_SSL" not in box.etc_text("upsd.conf")
 
-    state = os.path.join(box.data, "nut", "state")
-    env = dict(os.environ, NUT_CONFPATH=os.path.abspath(box.etc), NUT_STATEPATH=state)
-    logs = []
-
-    def spawn(name, argv, env=env):
-        path = os.path.join(top, name + ".log")
-        logs.append(path)
-        log = open(path, "wb")
-        p = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)
-        procs.append(p)
-        return p
-
-    spawn("driver", [sys.executable, "-m", "nutapp", "dummy-ups", "-a", "dummy", "-F"])
-    spawn("upsd", [sys.executable, "-m", "nutapp", "upsd", "-F"])
-
     # The client side knows only SERVER-CERTIFICATE.pem from the boot folder.
-    mon = os.path.join(top, "mon")
-    db = os.path.join(mon, "nssdb")
+    db = os.path.join(top, "nssdb")
     os.makedirs(db)
     subprocess.run(["certutil", "-N", "-d", "sql:" + db, "--empty-password"], check=True)
     subprocess.run(["certutil", "-A", "-d", "sql:" + db, "-n", "pi-nut", "-t", "TC,,", "-a",
                     "-i", os.path.join(box.boot, "SERVER-CERTIFICATE.pem")], check=True)
-    with open(os.path.join(mon, "upsmon.conf"), "w") as f:
-        f.write("MONITOR dummy@127.0.0.1:%d 1 watcher watchpass1 secondary\n"
-                "CERTPATH %s\nCERTVERIFY 1\nFORCESSL 1\n"
-                'CERTHOST "127.0.0.1" "pi-nut.local" 1 1\n'
-                "POLLFREQ 1\nMINSUPPLIES 1\nSHUTDOWNCMD /bin/false\nRUN_AS_USER root\n"
-                % (port, db))
-    os.chmod(os.path.join(mon, "upsmon.conf"), 0o600)
-    with open(os.path.join(mon, "nut.conf"), "w") as f:
-        f.write("MODE=netclient\n")
-    mon_env = dict(os.environ, NUT_CONFPATH=mon, NUT_STATEPATH=mon)
-    # upsmon keeps its PID file in /run/nut whatever NUT_STATEPATH says: give
-    # it a private /run/nut so it cannot meet another test's upsmon.
-    spawn("upsmon", ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                     "mkdir -p /run/nut && mount -t tmpfs tmpfs /run/nut && "
-                     "exec /lib/nut/upsmon -F -D"], env=mon_env)
+    app.debian_upsmon("MONITOR dummy@127.0.0.1:%d 1 watcher watchpass1 secondary\n"
+                      "CERTPATH %s\nCERTVERIFY 1\nFORCESSL 1\n"
+                      'CERTHOST "127.0.0.1" "pi-nut.local" 1 1\n' % (app.port, db))
 
-    upsd_log = os.path.join(top, "upsd.log")
-    _wait(lambda: "logged into UPS [dummy] (TLS)" in open(upsd_log, errors="replace").read(),
-          "upsmon did not log in over TLS", logs)
-    assert "User watcher@127.0.0.1 logged into UPS [dummy] (TLS)" in open(
-        upsd_log, errors="replace").read()
+    app.wait_log("logged into UPS [dummy] (TLS)", "upsmon did not log in over TLS")
+    assert "User watcher@127.0.0.1 logged into UPS [dummy] (TLS)" in app.upsd_log()
+
+
+def test_a_nas_box_logs_in_with_its_fixed_password(world):
+    """A Synology NAS as a network UPS client runs upsmon with a line it
+    does not let the person change: MONITOR ups@<server> 1 monuser secret
+    slave. The appliance takes that six-letter password for a secondary user
+    (only for a login-only role) and such a upsmon logs in; it does not
+    verify certificates, so it logs in in plaintext."""
+    app = Appliance(world, "[ups ups]\ndriver = dummy-ups\nport = %(dev)s\n\n"
+                           "[user monuser]\nrole = secondary\npassword = secret\n", "ups")
+    assert "secret" not in app.box.boot_text("nutapp.conf").split("[user monuser]")[1]
+    app.debian_upsmon("MONITOR ups@127.0.0.1:%d 1 monuser secret slave\n" % app.port)
+    app.wait_log("User monuser@127.0.0.1 logged into UPS [ups]",
+                 "the NAS-style upsmon did not log in")
