@@ -285,6 +285,21 @@ def test_example_file_works_as_shipped_and_refuses_the_example_password(box):
     assert "[admin]" in box.etc_text("upsd.users")
 
 
+def test_example_file_nas_user_as_the_comments_say(box):
+    """The example's Synology user, uncommented as its comment says."""
+    text = open(os.path.join(EXAMPLES, "nutapp.conf")).read()
+    for line in ("[user monuser]", "role = secondary", "password = secret"):
+        assert "#" + line + "\n" in text
+        text = text.replace("#" + line + "\n", line + "\n")
+    text = text.replace("[ups myups]", "[ups ups]")
+    box.put("nutapp.conf", text)
+    assert box.run() == 0, box.errors()
+    users = users_of(box.etc_text("upsd.users"))
+    assert users["monuser"]["upsmon"] == ["secondary"]
+    assert verify_password(users["monuser"]["password"][1], "secret")
+    assert "[ups]" in box.etc_text("ups.conf")
+
+
 SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
            " person@laptop")
 
