@@ -129,15 +129,19 @@ def test_debian_upsmon_verifies_the_provisioned_certificate(world):
     assert "User watcher@127.0.0.1 logged into UPS [dummy] (TLS)" in app.upsd_log()
 
 
-def test_a_nas_box_logs_in_with_its_fixed_password(world):
-    """A Synology NAS as a network UPS client runs upsmon with a line it
-    does not let the person change: MONITOR ups@<server> 1 monuser secret
-    slave. The appliance takes that six-letter password for a secondary user
-    (only for a login-only role) and such a upsmon logs in; it does not
-    verify certificates, so it logs in in plaintext."""
-    app = Appliance(world, "[ups ups]\ndriver = dummy-ups\nport = %(dev)s\n\n"
-                           "[user monuser]\nrole = secondary\npassword = secret\n", "ups")
-    assert "secret" not in app.box.boot_text("nutapp.conf").split("[user monuser]")[1]
-    app.debian_upsmon("MONITOR ups@127.0.0.1:%d 1 monuser secret slave\n" % app.port)
-    app.wait_log("User monuser@127.0.0.1 logged into UPS [ups]",
+@pytest.mark.parametrize("ups, user, password", [("ups", "monuser", "secret"),  # Synology
+                                                  ("qnapups", "admin", "123456")])  # QNAP
+def test_a_nas_box_logs_in_with_its_fixed_password(world, ups, user, password):
+    """A NAS box as a network UPS client runs upsmon with a line the person
+    cannot change, e.g. Synology's MONITOR ups@<server> 1 monuser secret
+    slave. The appliance takes such a short password for a secondary user
+    (only for a login-only role) and that upsmon logs in; it does not verify
+    certificates, so it logs in in plaintext."""
+    app = Appliance(world, "[ups %s]\ndriver = dummy-ups\nport = %%(dev)s\n\n"
+                           "[user %s]\nrole = secondary\npassword = %s\n"
+                    % (ups, user, password), ups)
+    assert password not in app.box.boot_text("nutapp.conf").split("[user")[1]
+    app.debian_upsmon("MONITOR %s@127.0.0.1:%d 1 %s %s slave\n"
+                      % (ups, app.port, user, password))
+    app.wait_log("User %s@127.0.0.1 logged into UPS [%s]" % (user, ups),
                  "the NAS-style upsmon did not log in")
