@@ -56,4 +56,5 @@ def test_wheel_builds_beside_an_image_root_tree(tmp_path):
                    "nutapp/drivers/usbhid/__init__.py", "nutapp/provision/main.py"):
         assert module in names
     py = sum(1 for n in names if n.endswith(".py"))
-    assert py == sum(1 for p in tracked_files() if p.startswith("nutapp/") and p.endswith(".py"))
+    tracked = tracked_files()
+    assert py == sum(1 for p in tracked if p.startswith("nutapp/") and p.endswith(".py"))

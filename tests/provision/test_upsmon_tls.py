@@ -111,7 +111,7 @@ def test_debian_upsmon_verifies_the_provisioned_certificate(world):
                            "[ups dummy]\ndriver = dummy-ups\nport = %(dev)s\n\n"
                            "[user watcher]\nrole = secondary\npassword = watchpass1\n",
                     "dummy")
-    box, top, logs = app.box, app.top, app.logs
+    box, top = app.box, app.top
     assert "watchpass1" not in box.boot_text("nutapp.conf")
     assert "DISABLE_WEAK_SSL" not in box.etc_text("upsd.conf")
 
@@ -129,8 +129,10 @@ def test_debian_upsmon_verifies_the_provisioned_certificate(world):
     assert "User watcher@127.0.0.1 logged into UPS [dummy] (TLS)" in app.upsd_log()
 
 
-@pytest.mark.parametrize("ups, user, password", [("ups", "monuser", "secret"),  # Synology
-                                                  ("qnapups", "admin", "123456")])  # QNAP
+@pytest.mark.parametrize("ups, user, password", [
+    ("ups", "monuser", "secret"),  # Synology
+    ("qnapups", "admin", "123456"),  # QNAP
+])
 def test_a_nas_box_logs_in_with_its_fixed_password(world, ups, user, password):
     """A NAS box as a network UPS client runs upsmon with a line the person
     cannot change, e.g. Synology's MONITOR ups@<server> 1 monuser secret
