@@ -17,7 +17,7 @@ from nutapp.core.parseconf import parse_text, quote
 from nutapp.drivers import DRIVERS
 from nutapp.passwords import is_hashed
 
-from .settings import check_password
+from .settings import check_password, parse_network
 
 NUT_FILES = ("ups.conf", "upsd.conf", "upsd.users", "upsmon.conf")
 
@@ -225,9 +225,19 @@ def check_upsd_users(text, problems, filename="upsd.users"):
                 if (value or "").lower() not in ("primary", "secondary", "master", "slave"):
                     problems.add(filename, ln, "upsmon must be primary or secondary",
                                  "write upsmon primary (or upsmon = primary)")
+            elif k == "allowfrom":  # nutapp's: where the user's logins may come from
+                nets = (value or "").split()
+                if not nets or "," in (value or ""):
+                    problems.add(filename, ln, "allowfrom of user %s: %r" % (name, value or ""),
+                                 "name networks separated by spaces, e.g. "
+                                 "allowfrom = 192.168.1.0/24 fd00::/64")
+                    continue
+                for net in nets:
+                    parse_network(net, problems, filename, ln)
             else:
                 problems.add(filename, ln, "upsd.users has no setting %s" % key,
-                             "the settings are password, actions, instcmds, upsmon")
+                             "the settings are password, actions, instcmds, upsmon, "
+                             "allowfrom")
         check_password(password or "", "user %s" % name, problems, filename, password_line,
                        login_only=login_only)
         users.append((name, lineno, password or "", password_line))

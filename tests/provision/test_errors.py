@@ -324,3 +324,15 @@ def test_etc_that_is_a_folder_with_files(box):
     assert "is a folder with files" in box.errors()
     assert os.listdir(box.etc) == ["ups.conf"]
     assert snapshot(box.data) == {}
+
+
+@pytest.mark.parametrize("line, what", [
+    ("allowfrom = 192.168.1.0/24, 10.0.0.0/8", "separated by spaces"),
+    ("allowfrom = 192.168.1.1/24", "host bits set"),
+    ("allowfrom = the-nas", "not a network or an IP address"),
+])
+def test_bad_allowfrom_in_upsd_users(box, installed, line, what):
+    box.put("nutapp.conf", GOOD.split("[user")[0])
+    box.put("upsd.users", "[ha]\n\tpassword = hapass123\n\tinstcmds = test.battery.start\n"
+                          "\t%s\n" % line)
+    refused(box, installed, "upsd.users line 4", what)

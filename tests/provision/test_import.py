@@ -320,3 +320,16 @@ def test_through_the_nutapp_command(box):
     box.put("nutapp.conf", SETTINGS)
     assert nutapp(["provision"] + box.argv()) == 0
     assert nutapp(["provision"] + box.argv("--check")) == 0
+
+
+def test_upsd_users_with_allowfrom_and_narrow_instcmds(box):
+    """SECURITY.md's advice for Home Assistant, followed on the card: a user
+    of its own with one command, from one address."""
+    box.put("nutapp.conf", "[ups rack]\ndriver = auto\n")
+    box.put("upsd.users", "[ha]\n\tpassword = hapass123\n\tinstcmds = test.battery.start\n"
+                          "\tallowfrom = 192.168.1.50/32 fd00:1::/64\n")
+    assert box.run() == 0, box.errors()
+    users = users_of(box.etc_text("upsd.users"))
+    assert users["ha"]["allowfrom"] == ["=", "192.168.1.50/32", "fd00:1::/64"]
+    assert users["ha"]["instcmds"] == ["=", "test.battery.start"]
+    assert verify_password(users["ha"]["password"][1], "hapass123")
