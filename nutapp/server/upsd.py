@@ -720,6 +720,7 @@ class Server:
             log.error("reload failed: %s", msg)
             return False
         _install_password_verifier(users)
+        _warn_bad_allowfrom(users)
         self.core.users = users
         for s in self.core.sessions:
             s.user = None  # credentials are checked again against the new file
@@ -920,6 +921,21 @@ def _addr_allowed(user, addr):
         except ValueError:
             continue
     return False
+
+
+def _warn_bad_allowfrom(users):
+    """An allowfrom word that is no network never matches: say so at load,
+    or the user meets only ACCESS-DENIED."""
+    import ipaddress
+
+    for user in users.users.values():
+        for net in user.allowfrom:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                log.warning("upsd.users: user [%s]: allowfrom %r is not a network and "
+                            "matches no address (networks are separated by spaces)",
+                            user.name, net)
 
 
 def _install_password_verifier(users):

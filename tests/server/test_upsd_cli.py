@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from nutstack import APC_DUMP, PY, Stack, free_port
+from nutstack import APC_DUMP, DEFAULT_USERS, PY, Stack, free_port
 from nutapp.clients.client import NutClient, ServerError
 
 
@@ -218,3 +218,17 @@ def test_driver_options_override_default_and_ignorelb(tmp_path):
             assert c.get_var("dummy", "battery.charge.low") == "50"  # the device's value wins
             assert c.get_var("dummy", "driver.flag.ignorelb") == "enabled"
             assert c.get_var("dummy", "ups.status") == "OL DISCHRG LB"  # 42 < 50
+
+
+def test_allowfrom_that_is_no_network_is_named_at_start(tmp_path):
+    users = DEFAULT_USERS + "\n[lan]\n\tpassword = lanpass123\n\tinstcmds = ALL\n" \
+        "\tallowfrom = 10.0.0.0/8, 127.0.0.1\n"
+    with Stack(tmp_path, users=users) as s:
+        s.start()
+        s.wait_ready()
+        log = s.log_text()
+        assert "user [lan]: allowfrom '10.0.0.0/8,' is not a network" in log, log
+        assert "'127.0.0.1' is not" not in log
+        with s.client() as c:  # 127.0.0.1, a network, still lets it in
+            c.authenticate("lan", "lanpass123")
+            c.instcmd("dummy", "load.off")  # ServerError on ERR ACCESS-DENIED
