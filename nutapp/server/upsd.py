@@ -17,12 +17,12 @@ to do: see `Client.data_received`), and whatever the kernel does not take
 waits in the client's `out` buffer until the socket is writable again.
 STARTTLS wraps the socket's bytes in an `ssl.SSLObject` over two
 `MemoryBIO`s, so the handshake and the records go through the same
-non-blocking reads and writes. Timers
-are few and coarse: a 1-second tick (idle sweeps, handshake time-outs,
-`Upsd.tick`) and the driver reconnect delays. Signals only set flags, and
-`signal.set_wakeup_fd` makes epoll return so that the loop acts on them.
-asyncio's event loop and transports cost 4-5 us per request-response
-request on top of the kernel's work; this loop costs about 1 (bench/).
+non-blocking reads and writes. Timers are few and coarse: a 1-second tick
+(idle sweeps, handshake time-outs, `Upsd.tick`) and the driver reconnect
+delays. Signals only set flags, and `signal.set_wakeup_fd` makes epoll
+return so that the loop acts on them. asyncio's event loop and transports
+cost 4-5 us per request-response request on top of the kernel's work; this
+loop costs about 1 (bench/).
 
 Memory stays bounded under abuse: lines are capped, a client that does not
 read its replies stops being read (and is dropped when its unsent replies
@@ -284,19 +284,7 @@ class Client:
                     if len(self.encoded) >= MAX_ENCODED:
                         self.encoded.clear()
                     self.encoded[data] = (line, out[0], out[0].encode("latin-1", "replace"))
-            data = "".join(out).encode("latin-1", "replace")
-            if self.ssl is None and not self.out:
-                try:  # the common case: the kernel takes the whole reply
-                    n = self.sock.send(data)
-                except _AGAIN:
-                    n = 0
-                except OSError:
-                    self.abort()
-                    return
-                if n != len(data):
-                    self._queue(data[n:])
-            else:
-                self.write(data)
+            self.write("".join(out).encode("latin-1", "replace"))
             if self.closed:
                 return
         if session.closing:
