@@ -247,7 +247,8 @@ class Client:
         part = 0
         if len(lines) > 1 and srv.one_ready and self.ssl is None:
             part = (len(lines) + PARTS - 1) // PARTS
-        for line in lines:
+        held = b""
+        for i, line in enumerate(lines):
             if self.discarding:  # the end of an overlong line
                 self.discarding = False
                 continue
@@ -263,13 +264,18 @@ class Client:
                 if self.closed:
                     return
                 out = []
-        if len(rest) > MAX_LINE:
+                if self.out:
+                    # The kernel is full: the rest of this read waits,
+                    # unanswered, until the socket drains (see _flush).
+                    held = b"".join(x + b"\n" for x in lines[i + 1:])
+                    break
+        if len(rest) > MAX_LINE and not held:  # (held: checked when answered)
             if not self.discarding:
                 out.append("ERR INVALID-ARGUMENT\n")
                 srv.ratelog("conn", "overlong line from %s dropped" % self.addr, self.addr)
             self.discarding = True
             rest = b""
-        self.buf = rest
+        self.buf = held + rest
         # A request line must be finished within IDLE_TIMEOUT of its first
         # byte: a client dribbling a byte now and then is not idle, but holds
         # a connection slot for nothing.
@@ -345,6 +351,8 @@ class Client:
         if not self.reading and len(self.out) <= RESUME_READING and not self.closing:
             self.reading = True
         self._update_mask()
+        if not self.out and b"\n" in self.buf:  # requests held by data_received
+            self.data_received(b"")
 
     def _update_mask(self):
         mask = (EPOLLIN if self.reading else 0) | (EPOLLOUT if self.out else 0)

@@ -185,18 +185,33 @@ def test_with_other_sockets_waiting_a_read_gets_one_send():
     assert c.sock.sends == [expected(1)]
 
 
-def test_parts_the_kernel_does_not_take_wait_in_order():
+def test_once_the_kernel_is_full_the_rest_of_the_read_waits_unanswered():
     c = client(one_ready=True, take=10)
     c.data_received(requests(16))
-    # Only the first send reached the socket; everything after it queued
-    # behind what the kernel left, in order, until the socket is writable.
+    # Only the first send reached the socket. What the kernel left of the
+    # first part waits for the socket to be writable; the other 12 requests
+    # wait unanswered, so one read never queues more than one part.
     assert c.sock.sends == [expected(16)[:10]]
-    assert c.out == expected(16)[10:]
+    assert c.out == expected(4)[10:]
+    assert c.buf == requests(16)[len(requests(4)):]
     assert c.server.epoll.masks[-1] & server.EPOLLOUT
+    # Once the socket drains, they are answered, in order.
     c.sock.take = None
     c.on_event(server.EPOLLOUT)
     assert b"".join(c.sock.sends) == expected(16)
-    assert c.out == b""
+    assert c.out == b"" and c.buf == b""
+
+
+def test_held_requests_keep_an_unfinished_line_after_them():
+    c = client(one_ready=True, take=10)
+    c.data_received(requests(8) + b"GET VAR dum")
+    assert c.buf == requests(8)[len(requests(2)):] + b"GET VAR dum"
+    c.sock.take = None
+    c.on_event(server.EPOLLOUT)
+    assert b"".join(c.sock.sends) == expected(8)
+    assert c.buf == b"GET VAR dum"
+    c.data_received(b"my ups.status\n")
+    assert b"".join(c.sock.sends) == expected(8) + expected(1)
 
 
 def test_logout_in_the_middle_ends_the_replies_there():
