@@ -283,8 +283,11 @@ def test_wifi_joins_the_provisioned_network_only(image, tmp_path):  # noqa: F811
 
         # The radio goes: what ran for it stops; it comes back: it starts again.
         vm.run("kill $(cat /tmp/ap.pid) $(cat /tmp/udhcpd.pid)")
-        status, out = vm.run("modprobe -r mac80211_hwsim")
-        assert status == 0, out
+        wait_for(vm, "ps", lambda out: "-i wlan1" not in out and "udhcpd" not in out, 30,
+                 "the access point and the DHCP server stopping")
+        # (kill returns before the radio's users let go of it)
+        wait_for(vm, "modprobe -r mac80211_hwsim && echo unloaded",
+                 lambda out: "unloaded" in out, 30, "mac80211_hwsim unloading")
         wait_for(vm, "ps", lambda out: "-i wlan0" not in out, 60, "wlan0's programs stopping")
         mark = len(vm.output)
         status, out = vm.run("modprobe mac80211_hwsim radios=1")
