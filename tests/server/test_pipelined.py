@@ -219,3 +219,55 @@ def test_logout_in_the_middle_ends_the_replies_there():
     c.data_received(requests(6) + b"LOGOUT\n" + requests(6))
     assert b"".join(c.sock.sends) == expected(6) + b"OK Goodbye\n"
     assert c.closed
+
+
+# -- the first read of an event is small; a full one is followed by more ------
+
+def socket_client(one_ready=True):
+    """A Client on one end of a real socket pair; the test holds the other."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.settimeout(5)
+    srv = FakeServer(one_ready)
+    c = server.Client(srv, ours, ("127.0.0.1", 5000))
+    c.session = Session(srv.core, ("127.0.0.1", 5000))
+    return c, c.event_handler(), theirs
+
+
+def test_a_batch_past_the_first_read_is_answered_in_one_event():
+    c, handle, peer = socket_client()
+    n = 60
+    batch = requests(n)
+    assert server.HOT_READ < len(batch) < server.HOT_READ + server.MORE_READ
+    peer.sendall(batch)
+    handle(server.EPOLLIN)  # one readable event takes the whole batch
+    want = expected(n)
+    got = b""
+    while len(got) < len(want):
+        got += peer.recv(65536)
+    assert got == want
+    assert c.buf == b""
+    # A single request longer than the first read is answered in one event too.
+    long_line = b"GET VAR dummy " + b"x" * (server.HOT_READ + 100) + b"\n"
+    peer.sendall(long_line)
+    handle(server.EPOLLIN)
+    assert peer.recv(65536) == b"ERR VAR-NOT-SUPPORTED\n"
+    assert c.buf == b""
+    c.sock.close()
+    peer.close()
+
+
+def test_a_read_of_exactly_the_first_size_waits_for_nothing_more():
+    # The follow-up read finds nothing: that is no error, and the requests
+    # are answered at once.
+    c, handle, peer = socket_client()
+    line = b"GET VAR dummy ups.status"
+    filler = b" " * (server.HOT_READ - len(line) - 1)
+    request = line + filler + b"\n"
+    assert len(request) == server.HOT_READ
+    peer.sendall(request)
+    handle(server.EPOLLIN)
+    assert peer.recv(65536) == b'VAR dummy ups.status "OL"\n'
+    assert not c.closed
+    c.sock.close()
+    peer.close()
