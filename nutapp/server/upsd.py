@@ -59,8 +59,8 @@ MAX_EVENTS = 64
 PARTS = 4  # sends at most for the replies to one read (see data_received)
 # Bytes of the first read on the common path: small enough that the bytes
 # object comes from Python's small-object allocator, not malloc + realloc
-# (about 0.2 us less per read of a request). A read that fills
-# it is followed at once by one of MORE_READ, so a pipelined batch is still
+# (about 0.2 us less per read of a request). A read that fills it is
+# followed at once by one of MORE_READ, so a pipelined batch is still
 # answered as one.
 HOT_READ = 448
 MORE_READ = 4096

@@ -140,9 +140,9 @@ class FakeServer:
         self.logged.append(msg)
 
 
-def client(one_ready, take=None):
+def client(one_ready, take=None, sock=None):
     srv = FakeServer(one_ready)
-    c = server.Client(srv, FakeSocket(take), ("127.0.0.1", 5000))
+    c = server.Client(srv, sock or FakeSocket(take), ("127.0.0.1", 5000))
     c.session = Session(srv.core, ("127.0.0.1", 5000))
     return c
 
@@ -228,9 +228,7 @@ def socket_client(one_ready=True):
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     theirs.settimeout(5)
-    srv = FakeServer(one_ready)
-    c = server.Client(srv, ours, ("127.0.0.1", 5000))
-    c.session = Session(srv.core, ("127.0.0.1", 5000))
+    c = client(one_ready, sock=ours)
     return c, c.event_handler(), theirs
 
 
