@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ports import free_port  # noqa: F401  (tests import it from here)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DDL = SHARED / "data" / "nut-ddl"
@@ -43,14 +45,6 @@ DEFAULT_USERS = """
 [viewer]
     password = viewerpass
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def have_debian_nut():

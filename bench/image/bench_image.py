@@ -29,6 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "image"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # qemu_vm imports ports
 sys.path.insert(0, ROOT)
 import qemu_vm  # noqa: E402
 

@@ -31,6 +31,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "security"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests"))  # stack imports ports
 
 from certs import issue, make_ca, write_certfile  # noqa: E402
 from debian import DebianStack, nss_server_db  # noqa: E402

@@ -9,13 +9,14 @@ programs' logs.
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import pytest
+
+from ports import free_port
 
 NUT_LIB = "/lib/nut"
 UPSC = shutil.which("upsc")
@@ -31,14 +32,6 @@ USERS = """\
   instcmds = all
   actions = SET
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Stack:

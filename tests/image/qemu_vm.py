@@ -20,18 +20,11 @@ import tempfile
 import threading
 import time
 
+from ports import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QEMU = "qemu-system-aarch64"
 BOOT_PARTITION_OFFSET = 4 * 1024 * 1024  # board/common/genimage.cfg: align = 4M
-
-
-def free_port():
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def extract_boot_files(image, dest, names=("vmlinuz", "initrd.img")):

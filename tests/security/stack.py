@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+from ports import free_port  # noqa: F401  (tests import it from here)
+
 UPS = "ups"
 DEV = """\
 ups.status: OL
@@ -34,13 +36,6 @@ def nut_gid():
         return grp.getgrnam("nut").gr_gid
     except KeyError:
         return None
-
-
-def free_port(host="127.0.0.1"):
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def make_base(prefix="nutsec-"):

@@ -121,6 +121,7 @@ def test_thousands_of_failed_logins_are_throttled_per_source(stacks):
 NS_CLIENT = r"""
 import json, sys
 sys.path.insert(0, %(here)r)
+sys.path.insert(0, %(tests)r)  # stack imports ports
 from stack import Line
 out = []
 for host, user, pw in json.loads(sys.argv[1]):
@@ -168,7 +169,7 @@ class Netns:
         self._ip("-n", client, "link", "set", inner, "up")
 
     def run_client(self, ns, port, attempts):
-        code = NS_CLIENT % {"here": HERE, "port": port}
+        code = NS_CLIENT % {"here": HERE, "tests": os.path.dirname(HERE), "port": port}
         r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code,
                             json.dumps(attempts)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr

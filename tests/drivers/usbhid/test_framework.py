@@ -12,7 +12,6 @@ import asyncio
 import grp
 import os
 import shutil
-import socket
 import tempfile
 
 import pytest
@@ -20,6 +19,8 @@ import pytest
 from nutapp import paths
 from nutapp.drivers.main import DriverProcess
 from nutapp.drivers.usbhid.driver import UsbHidUps
+
+from ports import free_port
 
 from .fakeusb import FakeUps, FakeBus
 
@@ -33,14 +34,6 @@ pytestmark = pytest.mark.skipif(None in (UPSD, UPSC, UPSCMD, UPSRW),
                                 reason="Debian's nut-server/nut-client not installed")
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class NutDirs:
     """ups.conf, upsd.conf and upsd.users in a directory the nut user can read."""
 
@@ -50,7 +43,7 @@ class NutDirs:
         self.state = os.path.join(self.base, "state")
         os.mkdir(self.conf)
         os.mkdir(self.state)
-        self.port = _free_port()
+        self.port = free_port()
         self.write("ups.conf", "[ups]\n\tdriver = usbhid-ups\n\tport = auto\n")
         self.write("upsd.conf", "LISTEN 127.0.0.1 %d\n" % self.port)
         self.write("upsd.users", "[admin]\n\tpassword = adminpass\n\tactions = SET\n"
