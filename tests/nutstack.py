@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ports import free_port  # noqa: F401  (tests import it from here)
+from ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

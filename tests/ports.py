@@ -51,27 +51,18 @@ def _bindable(port):
     return True
 
 
-def free_port(host=None):
-    """A TCP port free on every address, outside the ephemeral range.
-
-    `host` is accepted for the callers that name the address they will
-    listen on; the port is free on all of them anyway."""
+def free_port():
+    """A TCP port free on every address, outside the ephemeral range
+    (or the kernel's pick, should that range leave too little below it)."""
     high = _ephemeral_low() - 1
-    if high - _FLOOR < 1000:  # an unusual range: fall back on the kernel's pick
-        return _kernel_pick()
     for _ in range(200):
-        port = _random.randint(_FLOOR, high)
+        if high - _FLOOR >= 1000:
+            port = _random.randint(_FLOOR, high)
+        else:
+            with socket.socket() as s:
+                s.bind(("0.0.0.0", 0))
+                port = s.getsockname()[1]
         if port not in _given and _bindable(port):
             _given.add(port)
             return port
-    raise RuntimeError("no free port found between %d and %d" % (_FLOOR, high))
-
-
-def _kernel_pick():
-    while True:
-        with socket.socket() as s:
-            s.bind(("0.0.0.0", 0))
-            port = s.getsockname()[1]
-        if port not in _given and _bindable(port):
-            _given.add(port)
-            return port
+    raise RuntimeError("no free port found")

@@ -30,7 +30,7 @@ def test_a_port_held_on_another_loopback_address_is_not_free():
 def test_ports_are_below_the_ephemeral_range_and_never_repeat():
     got = [ports.free_port() for _ in range(50)]
     assert len(set(got)) == len(got)
-    assert all(10000 <= p < ports._ephemeral_low() for p in got)
+    assert all(ports._FLOOR <= p < ports._ephemeral_low() for p in got)
     for p in got:  # and each is free on the wildcard addresses
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -9,8 +9,8 @@ and dummy-ups serving the same simulated UPS). Then for each image:
 
 - its size raw, as squashfs root, and compressed with xz -9 (what a release
   download would be);
-- N boots under qemu-system-aarch64 (alternating between the two images) (virt, Cortex-A53, software emulation),
-  timing from starting QEMU to the first complete `LIST VAR` reply through
+- N boots under qemu-system-aarch64 (virt, Cortex-A53, software emulation),
+  alternating between the two images, timing from starting QEMU to the first complete `LIST VAR` reply through
   the forwarded port, retried by a client on 127.0.0.1 every 0.1 s.
 
 Writes bench/image/README.md with the results and the nutapp/Debian ratios.
@@ -28,8 +28,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# qemu_vm, and the tests' ports module it imports
 sys.path.insert(0, os.path.join(ROOT, "tests", "image"))
-sys.path.insert(0, os.path.join(ROOT, "tests"))  # qemu_vm imports ports
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, ROOT)
 import qemu_vm  # noqa: E402
 

@@ -35,7 +35,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tests"))  # stack imports por
 
 from certs import issue, make_ca, write_certfile  # noqa: E402
 from debian import DebianStack, nss_server_db  # noqa: E402
-from stack import UPS, Line, Stack, cleanup, free_port, make_base  # noqa: E402
+from ports import free_port  # noqa: E402
+from stack import UPS, Line, Stack, cleanup, make_base  # noqa: E402
 
 USERS = "[mon]\n\tpassword = monpw\n\tupsmon secondary\n"
 

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from nutstack import APC_DUMP, free_port, have_debian_nut
+from nutstack import APC_DUMP, have_debian_nut
+from ports import free_port
 
 from provision_helpers import Box
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from ports import free_port  # noqa: F401  (tests import it from here)
+from ports import free_port
 
 UPS = "ups"
 DEV = """\

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from stack import IS_ROOT, UPS, Line, free_port
+from ports import free_port
+from stack import IS_ROOT, UPS, Line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USERS = "[mon]\n\tpassword = monpw\n\tupsmon secondary\n"

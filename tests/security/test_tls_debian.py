@@ -11,7 +11,8 @@ import pytest
 from certs import hash_dir, issue, make_ca, write_certfile
 from debian import (DebianStack, DebianUpsmon, have_debian_nut, nss_server_db,
                     nss_trust_db, wait_for)
-from stack import UPS, Line, free_port
+from ports import free_port
+from stack import UPS, Line
 
 pytestmark = pytest.mark.skipif(not have_debian_nut(),
                                 reason="Debian's nut-client/nut-server and libnss3-tools")

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from nutstack import APC_DUMP, DEFAULT_USERS, PY, Stack, free_port
+from nutstack import APC_DUMP, DEFAULT_USERS, PY, Stack
+from ports import free_port
 from nutapp.clients.client import NutClient, ServerError
 
 
